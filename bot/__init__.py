@@ -1,0 +1,1 @@
+"""telellama: a Telegram assistant for Llama 3 on any OpenAI-compatible endpoint."""

@@ -1,0 +1,158 @@
+"""The one composition root: settings in, a running bot (or terminal chat engine) out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram.error import TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes
+
+import handlers
+from bot import texts
+from bot.engine import Engine, EngineConfig
+from bot.errors import LLMError, MemoryUnavailable
+from bot.llm import LLMClient, LLMConfig
+from bot.localredis import RedisChoice, choose
+from bot.memory import Memory
+from bot.outbox import Outbox
+from bot.services import BotData, Services
+from bot.settings import Settings
+from bot.stream import DraftSupport, StreamConfig
+from handlers.context import Context
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+BotApp = Application[Any, Context, Any, Any, BotData, Any]
+
+
+@dataclass(slots=True)
+class Core:
+    """The engine and the adapters it owns: what both the bot and the terminal chat need."""
+
+    engine: Engine
+    llm: LLMClient
+    memory: Memory
+    redis: RedisChoice
+
+    async def close(self) -> None:
+        await self.llm.close()
+        await self.memory.close()
+        await self.redis.stop()
+
+
+def llm_config(settings: Settings) -> LLMConfig:
+    return LLMConfig(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key.get_secret_value(),
+        model=settings.llm_model,
+        temperature=settings.llm_temperature,
+        first_token_timeout_s=settings.llm_first_token_timeout_s,
+        stall_timeout_s=settings.llm_stall_timeout_s,
+        max_retries=settings.llm_max_retries,
+    )
+
+
+async def open_core(settings: Settings, bot_name: str) -> Core:
+    redis = await choose(settings.redis_url, settings.data_dir)
+    memory = Memory.from_url(
+        redis.url, settings.redis_key_prefix, int(settings.memory_ttl_days * 86400)
+    )
+    try:
+        log.info("memory: %s, redis %s", redis.description, await memory.ping())
+    except MemoryUnavailable:
+        log.warning(
+            "memory: %s does not answer; answering without memory until it does", redis.description
+        )
+    llm = LLMClient(llm_config(settings))
+    try:
+        log.info("model: %s at %s", await llm.model(), settings.llm_base_url)
+    except LLMError as exc:
+        log.warning("model endpoint %s not ready yet: %s", settings.llm_base_url, exc)
+    config = EngineConfig(
+        persona=settings.system_prompt_template(),
+        bot_name=bot_name,
+        context_tokens=settings.llm_context_tokens,
+        max_tokens=settings.llm_max_tokens,
+        idle_minutes=settings.conversation_idle_minutes,
+        max_input_chars=settings.max_input_chars,
+    )
+    return Core(Engine(config, llm, memory), llm, memory, redis)
+
+
+def build_application(settings: Settings) -> BotApp:
+    base = settings.telegram_api_base_url
+    app: BotApp = (
+        ApplicationBuilder()
+        .token(settings.require_telegram_token())
+        .base_url(f"{base}/bot")
+        .base_file_url(f"{base}/file/bot")
+        .context_types(ContextTypes(context=Context, bot_data=BotData))
+        .concurrent_updates(settings.max_concurrent_updates)
+        .connection_pool_size(512)
+        .pool_timeout(30)
+        .get_updates_read_timeout(40)
+        .build()
+    )
+    handlers.register(app)
+    return app
+
+
+async def _start_services(app: BotApp, settings: Settings) -> Core:
+    me = app.bot.bot
+    core = await open_core(settings, me.first_name)
+    app.bot_data.services = Services(
+        engine=core.engine,
+        outbox=Outbox(app.bot),
+        drafts=DraftSupport(enabled=settings.telegram_drafts),
+        stream_config=StreamConfig(
+            settings.stream_draft_interval_s, settings.stream_edit_interval_s
+        ),
+        bot_name=me.first_name,
+        bot_username=me.username or "",
+    )
+    commands = [BotCommand(name, description) for name, description in texts.COMMANDS]
+    try:
+        await app.bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
+    except TelegramError as exc:
+        log.warning("could not register the command menu: %s", exc)
+    return core
+
+
+@contextlib.asynccontextmanager
+async def running(app: BotApp, settings: Settings, poll_timeout: int = 30) -> AsyncIterator[BotApp]:
+    """The bot polling for updates until the block exits; everything closed afterwards."""
+    async with app:
+        core = await _start_services(app, settings)
+        try:
+            assert app.updater is not None
+            await app.updater.start_polling(
+                poll_interval=0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
+            )
+            await app.start()
+            log.info("@%s is running (long polling)", app.bot.username)
+            try:
+                yield app
+            finally:
+                await app.updater.stop()
+                await app.stop()
+        finally:
+            await core.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(build_application(settings), settings):
+        await stop.wait()
+    log.info("stopped")

@@ -1,0 +1,119 @@
+"""Pure: token estimates, history packing within the budget, and prompt building. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+# Chat templates add a few tokens per message (role headers, end-of-turn markers).
+MESSAGE_OVERHEAD_TOKENS = 6
+# When history overflows, trim down to this share of the budget rather than to the brim, so the
+# prompt prefix then stays byte-identical for many turns and servers' prefix caches keep hitting.
+LOW_WATER = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One exchange as stored: the user's text, the answer, their token cost, when it ended."""
+
+    user: str
+    assistant: str
+    tokens: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    context_tokens: int
+    answer_tokens: int
+
+    def for_history(self, system_tokens: int, user_tokens: int) -> int:
+        fixed = system_tokens + user_tokens + 3 * MESSAGE_OVERHEAD_TOKENS
+        return self.context_tokens - self.answer_tokens - fixed
+
+    def tighter(self) -> Budget:
+        """The budget for a second attempt after the server said the prompt was too long."""
+        return replace(self, context_tokens=self.answer_tokens + (self.context_tokens // 2))
+
+
+@dataclass(slots=True)
+class TokenEstimator:
+    """Characters per token, learned from the usage the server reports.
+
+    Llama 3's tokenizer averages about 4 characters per token on English prose and fewer on
+    other scripts; the learned ratio adapts to the model and the languages actually spoken.
+    """
+
+    chars_per_token: float = 3.5
+    smoothing: float = 0.2
+
+    def estimate(self, text: str) -> int:
+        return int(len(text) / self.chars_per_token) + 1
+
+    def learn(self, chars: int, tokens: int) -> None:
+        if chars > 0 and tokens > 0:
+            observed = min(max(chars / tokens, 1.0), 8.0)
+            self.chars_per_token += self.smoothing * (observed - self.chars_per_token)
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """The turns that go into the prompt, and how many of the oldest must be dropped for good."""
+
+    turns: tuple[Turn, ...]
+    dropped: int
+
+
+def pack_history(history: Sequence[Turn], budget: int) -> Packed:
+    """Keep the newest turns within `budget` tokens; the oldest go first.
+
+    Everything is kept while it fits. On overflow the oldest turns are dropped until the rest
+    fits within LOW_WATER of the budget, so the next several prompts share one prefix.
+    """
+    costs = [t.tokens + 2 * MESSAGE_OVERHEAD_TOKENS for t in history]
+    total = sum(costs)
+    if total <= budget:
+        return Packed(tuple(history), 0)
+    target = int(budget * LOW_WATER)
+    dropped = 0
+    while dropped < len(history) and total > target:
+        total -= costs[dropped]
+        dropped += 1
+    return Packed(tuple(history[dropped:]), dropped)
+
+
+def system_prompt(template: str, *, bot_name: str, user_name: str, now: datetime) -> str:
+    """Fill the persona's placeholders. The date has day precision so the prefix stays stable."""
+    values = {
+        "bot_name": bot_name,
+        "user_name": user_name,
+        "date": now.astimezone(UTC).strftime("%Y-%m-%d"),
+    }
+    try:
+        return template.format_map(_Defaulting(values))
+    except (ValueError, IndexError):
+        # A persona file with stray braces is used as written rather than failing every message.
+        return template
+
+
+class _Defaulting(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def build_messages(system: str, turns: Sequence[Turn], user_text: str) -> list[dict[str, str]]:
+    """The chat-completions messages: system, then history oldest-first, then the new message."""
+    messages = [{"role": "system", "content": system}]
+    for turn in turns:
+        messages.append({"role": "user", "content": turn.user})
+        messages.append({"role": "assistant", "content": turn.assistant})
+    messages.append({"role": "user", "content": user_text})
+    return messages
+
+
+def is_idle(last_active: float | None, now: float, idle_minutes: float) -> bool:
+    """True when the conversation has been quiet long enough to start afresh (0 = never)."""
+    if last_active is None or idle_minutes <= 0:
+        return False
+    return now - last_active > idle_minutes * 60

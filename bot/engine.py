@@ -1,0 +1,272 @@
+"""The message path: memory in, prompt packed, model streamed to a sink, turn written back.
+
+The engine knows nothing of Telegram: a `Sink` shows the reply (a Telegram chat, a terminal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from bot.conversation import (
+    Budget,
+    Packed,
+    TokenEstimator,
+    Turn,
+    build_messages,
+    is_idle,
+    pack_history,
+    system_prompt,
+)
+from bot.errors import (
+    ChatUnavailable,
+    LLMError,
+    LLMStreamCut,
+    MemoryUnavailable,
+    PromptTooLong,
+)
+from bot.llm import Answer, LLMClient
+from bot.memory import ConversationKey, Loaded, Memory
+from bot.ordering import KeyedLocks
+
+log = logging.getLogger(__name__)
+
+STOPPED_NOTE = "⏹ Stopped."
+LENGTH_NOTE = "✂️ The answer reached its length limit."
+EMPTY_INPUT = "Send me some text and I'll answer."
+NOTHING_TO_RETRY = "There is nothing to retry yet: send me a message first."
+NOTHING_TO_STOP = "Nothing is being generated right now."
+
+
+class Sink(Protocol):
+    """Where a reply is shown as it grows."""
+
+    async def begin(self) -> None: ...
+
+    def push(self, text: str) -> None: ...
+
+    async def finish(self, text: str, note: str | None = None) -> None: ...
+
+    async def fail(self, message: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    persona: str
+    bot_name: str
+    context_tokens: int
+    max_tokens: int
+    idle_minutes: float
+    max_input_chars: int
+
+
+@dataclass(slots=True)
+class _Generation:
+    task: asyncio.Task[None] | None = None
+    stopped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    key: ConversationKey
+    text: str
+    user_name: str
+    history: list[Turn]
+    memory_ok: bool
+    replace_last: bool = False
+    fresh: bool = False
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, llm: LLMClient, memory: Memory) -> None:
+        self._config = config
+        self._llm = llm
+        self._memory = memory
+        self._locks = KeyedLocks()
+        self._running: dict[ConversationKey, _Generation] = {}
+        self._warned_memory: set[ConversationKey] = set()
+        self.estimator = TokenEstimator()
+
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    async def answer(self, key: ConversationKey, text: str, user_name: str, sink: Sink) -> None:
+        """Answer one message, after any earlier message of the same conversation."""
+        text = text.strip()
+        if not text:
+            await sink.fail(EMPTY_INPUT)
+            return
+        if len(text) > self._config.max_input_chars:
+            await sink.fail(
+                f"Your message is too long ({len(text):,} characters); "
+                f"I can read up to {self._config.max_input_chars:,}. Please shorten it."
+            )
+            return
+        async with self._locks.hold(key):
+            loaded, memory_ok = await self._load(key)
+            fresh = is_idle(loaded.last_active, time.time(), self._config.idle_minutes)
+            history = [] if fresh else loaded.history
+            await self._run(_Request(key, text, user_name, history, memory_ok, fresh=fresh), sink)
+
+    async def retry(self, key: ConversationKey, user_name: str, sink: Sink) -> None:
+        """Regenerate the last answer; the new one replaces it in memory."""
+        async with self._locks.hold(key):
+            loaded, memory_ok = await self._load(key)
+            if not loaded.history or is_idle(
+                loaded.last_active, time.time(), self._config.idle_minutes
+            ):
+                await sink.fail(NOTHING_TO_RETRY)
+                return
+            *previous, last = loaded.history
+            request = _Request(key, last.user, user_name, previous, memory_ok, replace_last=True)
+            await self._run(request, sink)
+
+    async def reset(self, key: ConversationKey) -> None:
+        """Forget the conversation (after anything in progress for it has finished)."""
+        self.stop(key)
+        async with self._locks.hold(key):
+            await self._memory.forget_conversation(key)
+
+    def stop(self, key: ConversationKey) -> bool:
+        """Cancel the generation in progress; what was shown stays. False if there was none."""
+        generation = self._running.get(key)
+        if generation is None or generation.task is None or generation.stopped:
+            return False
+        generation.stopped = True
+        generation.task.cancel()
+        return True
+
+    async def _load(self, key: ConversationKey) -> tuple[Loaded, bool]:
+        try:
+            loaded = await self._memory.load(key)
+        except MemoryUnavailable:
+            return Loaded([], None), False
+        self._warned_memory.discard(key)
+        return loaded, True
+
+    async def _run(self, request: _Request, sink: Sink) -> None:
+        generation = _Generation()
+        self._running[request.key] = generation
+        generation.task = asyncio.current_task()
+        answer = Answer()
+        try:
+            await sink.begin()
+            packed = await self._generate(request, sink, answer)
+        except asyncio.CancelledError:
+            if not generation.stopped:
+                raise
+            # /stop cancelled this task; the cancellation is consumed so the reply can close.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await self._finish_stopped(request, sink, answer)
+            return
+        except LLMStreamCut as exc:
+            log.warning("answer cut mid-stream for %s: %s", request.key.scope, exc)
+            await self._close(sink, answer.text, exc.user_message)
+            return
+        except LLMError as exc:
+            log.warning("no answer for %s: %s: %s", request.key.scope, type(exc).__name__, exc)
+            await self._fail(sink, exc.user_message)
+            return
+        except ChatUnavailable as exc:
+            log.info("stopped answering: %s", exc)
+            return
+        finally:
+            generation.task = None
+            self._running.pop(request.key, None)
+        note = LENGTH_NOTE if answer.finish_reason == "length" else None
+        await self._complete(request, sink, answer, packed, note)
+
+    async def _generate(self, request: _Request, sink: Sink, answer: Answer) -> Packed:
+        system = system_prompt(
+            self._config.persona,
+            bot_name=self._config.bot_name,
+            user_name=request.user_name,
+            now=datetime.now(UTC),
+        )
+        budget = Budget(self._config.context_tokens, self._config.max_tokens)
+        for attempt in (budget, budget.tighter()):
+            room = attempt.for_history(
+                self.estimator.estimate(system), self.estimator.estimate(request.text)
+            )
+            if room < 0:
+                raise PromptTooLong("the message alone exceeds the context budget")
+            packed = pack_history(request.history, room)
+            messages = build_messages(system, packed.turns, request.text)
+            stream = self._llm.stream(messages, self._config.max_tokens, answer)
+            try:
+                async with aclosing(stream):
+                    async for _ in stream:
+                        sink.push(answer.text)
+            except PromptTooLong:
+                if attempt is not budget or answer.text:
+                    raise
+                log.info("prompt too long for the server; retrying with a tighter budget")
+                continue
+            if answer.prompt_tokens:
+                self.estimator.learn(sum(len(m["content"]) for m in messages), answer.prompt_tokens)
+            return packed
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _complete(
+        self, request: _Request, sink: Sink, answer: Answer, packed: Packed, note: str | None
+    ) -> None:
+        if not answer.text.strip():
+            await self._fail(sink, "The model returned an empty answer. Please try /retry.")
+            return
+        if not request.memory_ok and request.key not in self._warned_memory:
+            self._warned_memory.add(request.key)
+            note = MemoryUnavailable.user_message
+        if not await self._close(sink, answer.text, note):
+            return
+        if request.memory_ok:
+            await self._remember(request, answer, packed.dropped)
+
+    async def _finish_stopped(self, request: _Request, sink: Sink, answer: Answer) -> None:
+        log.info("generation stopped by the user for %s", request.key.scope)
+        if not answer.text.strip():
+            await self._fail(sink, STOPPED_NOTE)
+            return
+        if await self._close(sink, answer.text, STOPPED_NOTE) and request.memory_ok:
+            # What the user saw is what the model said: the next turn must know it.
+            await self._remember(request, answer, 0)
+
+    async def _remember(self, request: _Request, answer: Answer, dropped: int) -> None:
+        now = time.time()
+        tokens = self.estimator.estimate(request.text) + (
+            answer.completion_tokens or self.estimator.estimate(answer.text)
+        )
+        turn = Turn(request.text, answer.text, tokens, now)
+        try:
+            await self._memory.append(
+                request.key,
+                turn,
+                drop_oldest=dropped,
+                replace_last=request.replace_last,
+                fresh=request.fresh,
+            )
+        except MemoryUnavailable:
+            log.warning("turn not saved for %s: memory unavailable", request.key.scope)
+
+    @staticmethod
+    async def _close(sink: Sink, text: str, note: str | None) -> bool:
+        try:
+            await sink.finish(text, note)
+        except ChatUnavailable as exc:
+            log.info("reply not delivered: %s", exc)
+            return False
+        return True
+
+    @staticmethod
+    async def _fail(sink: Sink, message: str) -> None:
+        try:
+            await sink.fail(message)
+        except ChatUnavailable as exc:
+            log.info("error notice not delivered: %s", exc)

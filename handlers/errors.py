@@ -1,0 +1,24 @@
+"""The one error handler: log for the operator, a short sorry for the user, no traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.error import TelegramError
+
+from bot import texts
+from handlers.context import Context
+
+log = logging.getLogger(__name__)
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log the failure with its traceback; tell the user briefly when there is one to tell."""
+    log.error("update failed: %s", type(context.error).__name__, exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    try:
+        await context.bot.send_message(update.effective_chat.id, texts.INTERNAL_ERROR)
+    except TelegramError as exc:
+        log.info("could not tell the user about the failure: %s", exc)
