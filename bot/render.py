@@ -1,0 +1,544 @@
+"""Model Markdown -> Telegram text and entities, split into messages of at most 4096 UTF-16 units.
+
+Pure: no I/O, no Telegram types. `telegramify_markdown.convert` does the Markdown; this module
+splits its output where a reader expects a break (a blank line, then a line break, then a space),
+keeps code blocks whole when they fit in one message, and re-bases every entity on its chunk.
+
+Offsets are UTF-16 code units, as Telegram counts them. Internally everything works in Python
+string indices; an `_Index` built once per call translates, and costs nothing for text without
+characters outside the BMP (the usual case, ASCII or not).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from telegramify_markdown import convert
+
+__all__ = [
+    "TELEGRAM_LIMIT",
+    "Chunk",
+    "Entity",
+    "preview",
+    "render",
+    "render_plain",
+    "utf16_len",
+]
+
+TELEGRAM_LIMIT = 4096
+
+# Trimmed from both ends of every chunk: what Telegram trims or counts as nothing (control
+# characters, Unicode spaces, zero-width and direction marks, the byte order mark, the Braille
+# blank and the object replacement character). A chunk of nothing else is dropped.
+_EDGE_CODES = (
+    *range(0x21),
+    *(0x7F, 0x85, 0xA0, 0x1680, 0x180E),
+    *range(0x2000, 0x2010),
+    *range(0x2028, 0x2030),
+    *(0x205F, 0x2060, 0x2800, 0x3000, 0xFEFF, 0xFFFC),
+)
+_EDGE = "".join(map(chr, _EDGE_CODES))
+_EDGE_RUN = re.compile(f"[{re.escape(_EDGE)}]*")
+# Where a line may wrap between words: breaking spaces only (no-break spaces keep words together).
+_BREAKS = (
+    " \t\n\r\f\v\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u200b\u3000"
+)
+_LAST_BREAK = re.compile(f"(?s:.*)[{re.escape(_BREAKS)}]")
+_NEXT_BREAK = re.compile(f"[{re.escape(_BREAKS)}]")
+_LAST_FLUSH_LINE = re.compile(r"(?s:.*)\n(?=[^ \t\n])")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters that belong to the one before them: a cut never lands in front of one.
+_JOINERS = frozenset("\u200d\ufe0e\ufe0f") | frozenset(map(chr, range(0x1F3FB, 0x1F400)))
+_MAX_JOIN_STEPS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A Telegram MessageEntity; offset and length in UTF-16 code units within its chunk."""
+
+    type: str
+    offset: int
+    length: int
+    url: str | None = None
+    language: str | None = None
+    custom_emoji_id: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """The Bot API JSON object, without the fields that are not set."""
+        result: dict[str, object] = {
+            "type": self.type,
+            "offset": self.offset,
+            "length": self.length,
+        }
+        if self.url is not None:
+            result["url"] = self.url
+        if self.language is not None:
+            result["language"] = self.language
+        if self.custom_emoji_id is not None:
+            result["custom_emoji_id"] = self.custom_emoji_id
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One Telegram message: stripped, non-empty text of at most the limit, and its entities."""
+
+    text: str
+    entities: tuple[Entity, ...]
+
+
+def utf16_len(text: str) -> int:
+    """Length of `text` in UTF-16 code units, the unit of Telegram's limits and offsets."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", "surrogatepass")) >> 1
+
+
+def render(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[Chunk]:
+    """Markdown as Telegram messages of at most `limit` UTF-16 units; [] when nothing shows."""
+    _check_limit(limit)
+    text, entities = _convert(markdown)
+    return _Document(text, entities).split(limit)
+
+
+def render_plain(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[Chunk]:
+    """The texts of `render`, without entities: for when Telegram refuses the entities."""
+    return [Chunk(chunk.text, ()) for chunk in render(markdown, limit)]
+
+
+def preview(markdown: str, limit: int = TELEGRAM_LIMIT) -> Chunk | None:
+    """The last `limit` UTF-16 units of a partial answer, its unclosed markup closed."""
+    _check_limit(limit)
+    text, entities = _convert(_preview_source(markdown, limit))
+    return _Document(text, entities).tail(limit)
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 2:
+        msg = f"limit must hold a surrogate pair (at least 2 UTF-16 units), got {limit}"
+        raise ValueError(msg)
+
+
+# --- conversion ------------------------------------------------------------------------------
+
+
+def _convert(markdown: str) -> tuple[str, list[Entity]]:
+    """telegramify-markdown's text and entities, or the raw text if it gives up."""
+    if not markdown.isascii() and _SURROGATE.search(markdown):
+        # Rejoin surrogate pairs that arrived as two code points; lone halves become U+FFFD.
+        markdown = markdown.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    try:
+        text, raw = convert(markdown)
+    except Exception:  # noqa: BLE001 - a third-party parser fed arbitrary model output
+        return markdown, []
+    entities = [
+        Entity(e.type, e.offset, e.length, e.url, e.language, e.custom_emoji_id) for e in raw
+    ]
+    return text, entities
+
+
+# --- UTF-16 offsets --------------------------------------------------------------------------
+
+
+class _Index:
+    """Translates between string indices and UTF-16 offsets of one text."""
+
+    __slots__ = ("_astral", "_astral_u16")
+
+    def __init__(self, text: str) -> None:
+        astral = [] if text.isascii() else [m.start() for m in _ASTRAL.finditer(text)]
+        self._astral = astral
+        self._astral_u16 = [i + k for k, i in enumerate(astral)]
+
+    def u16(self, index: int) -> int:
+        """UTF-16 offset of string index `index`."""
+        return index + bisect_left(self._astral, index) if self._astral else index
+
+    def floor(self, offset: int) -> int:
+        """The last string index at or before UTF-16 `offset` (never inside a surrogate pair)."""
+        return offset - bisect_left(self._astral_u16, offset) if self._astral else offset
+
+    def ceil(self, offset: int) -> int:
+        """The first string index at or after UTF-16 `offset`."""
+        index = self.floor(offset)
+        return index + 1 if self.u16(index) < offset else index
+
+
+class _Span(NamedTuple):
+    """An entity located by string indices."""
+
+    start: int
+    end: int
+    entity: Entity
+
+
+class _Zones:
+    """Code blocks that fit in one message: no chunk boundary may fall strictly inside one.
+
+    A block is measured without the blank characters at its edges, which a chunk would strip.
+    """
+
+    __slots__ = ("_ends", "_starts")
+
+    def __init__(self, text: str, spans: Sequence[_Span], index: _Index, limit: int) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for span in spans:
+            if span.entity.type != "pre":
+                continue
+            start = _skip_edge(text, span.start, span.end)
+            end = start + len(text[start : span.end].rstrip(_EDGE))
+            if end > start and index.u16(end) - index.u16(start) <= limit:
+                self._starts.append(start)
+                self._ends.append(end)
+
+    def start_around(self, position: int) -> int | None:
+        """Start of the zone that `position` falls strictly inside, if any."""
+        k = bisect_left(self._starts, position) - 1
+        if k >= 0 and position < self._ends[k]:
+            return self._starts[k]
+        return None
+
+
+class _Document:
+    """Rendered text with its entities, ready to cut into chunks."""
+
+    __slots__ = ("_index", "_spans", "_start", "_stop", "_text")
+
+    def __init__(self, text: str, entities: Sequence[Entity]) -> None:
+        self._text = text
+        self._index = index = _Index(text)
+        spans = [
+            _Span(index.floor(e.offset), index.floor(e.offset + e.length), e) for e in entities
+        ]
+        self._spans = sorted((s for s in spans if s.end > s.start), key=lambda s: (s.start, -s.end))
+        self._start = _skip_edge(text, 0, len(text))
+        self._stop = self._start + len(text[self._start :].rstrip(_EDGE))
+
+    def split(self, limit: int) -> list[Chunk]:
+        """Chunks of at most `limit` units, cut where a reader expects a break."""
+        text, index, stop = self._text, self._index, self._stop
+        zones = _Zones(text, self._spans, index, limit)
+        ranges: list[tuple[int, int]] = []
+        start = self._start
+        while start < stop:
+            end = index.floor(index.u16(start) + limit)
+            if end >= stop:
+                ranges.append((start, stop))
+                break
+            cut = _cut(text, start, end, zones)
+            ranges.append((start, start + len(text[start:cut].rstrip(_EDGE))))
+            start = _skip_edge(text, cut, stop)
+        return self._chunks(ranges)
+
+    def tail(self, limit: int) -> Chunk | None:
+        """The last `limit` units, starting at a line or word boundary when one is near."""
+        text, index, start, stop = self._text, self._index, self._start, self._stop
+        if start >= stop:
+            return None
+        first = index.ceil(index.u16(stop) - limit)
+        if first > start:
+            start = _tail_start(text, first, stop, limit)
+        return self._chunks([(start, stop)])[0]
+
+    def _chunks(self, ranges: Sequence[tuple[int, int]]) -> list[Chunk]:
+        """Cut the text at `ranges` (in order), each chunk with its entities clipped and shifted."""
+        text, u16, spans = self._text, self._index.u16, self._spans
+        chunks: list[Chunk] = []
+        active: list[_Span] = []
+        pending = 0
+        for start, stop in ranges:
+            while pending < len(spans) and spans[pending].start < stop:
+                active.append(spans[pending])
+                pending += 1
+            base = u16(start)
+            entities: list[Entity] = []
+            for span in active:
+                left, right = max(span.start, start), min(span.end, stop)
+                if right > left:
+                    entities.append(_moved(span.entity, u16(left) - base, u16(right) - u16(left)))
+            active = [span for span in active if span.end > stop]
+            chunks.append(Chunk(text[start:stop], tuple(entities)))
+        return chunks
+
+
+def _skip_edge(text: str, position: int, stop: int) -> int:
+    """The first index at or after `position` (up to `stop`) that is not edge whitespace."""
+    run = _EDGE_RUN.match(text, position, stop)
+    return run.end() if run is not None else position
+
+
+def _moved(entity: Entity, offset: int, length: int) -> Entity:
+    return Entity(entity.type, offset, length, entity.url, entity.language, entity.custom_emoji_id)
+
+
+# --- choosing where to cut -------------------------------------------------------------------
+
+# A finder returns the last cut position c with lo < c <= hi, or a value <= lo for none.
+_Finder = Callable[[str, int, int], int]
+
+
+def _blank_line(text: str, lo: int, hi: int) -> int:
+    return text.rfind("\n\n", lo, hi + 2)
+
+
+def _line_break(text: str, lo: int, hi: int) -> int:
+    """The last line break; one before an unindented line if the next line is indented.
+
+    Chunks are stripped, so a chunk starting with an indented line (code, a nested list item)
+    would lose its indentation: a break before a flush line in the window's second half wins.
+    """
+    cut = text.rfind("\n", lo, hi + 1)
+    if cut > lo and text[cut + 1 : cut + 2] in (" ", "\t"):
+        flush = _LAST_FLUSH_LINE.match(text, max(lo + 1, (lo + hi) // 2), cut + 1)
+        if flush is not None:
+            return flush.end() - 1
+    return cut
+
+
+def _word_break(text: str, lo: int, hi: int) -> int:
+    found = _LAST_BREAK.match(text, lo + 1, hi + 1)
+    return found.end() - 1 if found is not None else -1
+
+
+_FINDERS: tuple[_Finder, ...] = (_blank_line, _line_break, _word_break)
+
+
+def _cut(text: str, start: int, end: int, zones: _Zones) -> int:
+    """Where the chunk starting at `start` ends; text[start:result] fits, as end is the limit."""
+    for finder in _FINDERS:
+        hi = end
+        while (cut := finder(text, start, hi)) > start:
+            zone = zones.start_around(cut)
+            if zone is None:
+                return cut
+            hi = zone  # the whole code block goes to the next chunk: look before it
+    cut = _grapheme_floor(text, start, end)
+    zone = zones.start_around(cut)
+    return zone if zone is not None and zone > start else cut
+
+
+def _grapheme_floor(text: str, start: int, cut: int) -> int:
+    """Move a hard cut back so it does not separate a character from its marks or joiners."""
+    for _ in range(_MAX_JOIN_STEPS):
+        if cut - 1 <= start or not _joins(text, cut):
+            break
+        cut -= 1
+    return cut
+
+
+def _joins(text: str, index: int) -> bool:
+    """Whether text[index] continues the character before it."""
+    char = text[index]
+    if text[index - 1] == "\u200d" or char in _JOINERS or unicodedata.combining(char):
+        return True
+    return "\U000e0020" <= char <= "\U000e007f"  # tag characters of flag sequences
+
+
+def _tail_start(text: str, first: int, stop: int, limit: int) -> int:
+    """Where a preview whose earliest possible start is `first` starts: at a break if near."""
+    if text[first - 1] not in _EDGE:
+        reach = min(stop, first + max(limit // 8, 1))
+        line = text.find("\n", first, reach)
+        if line >= 0:
+            first = line + 1
+        elif (space := _NEXT_BREAK.search(text, first, reach)) is not None:
+            first = space.end()
+        else:
+            while first < stop - 1 and _joins(text, first):
+                first += 1
+    start = _skip_edge(text, first, stop)
+    return start if start < stop else first
+
+
+# --- preview: closing what a partial answer left open ----------------------------------------
+
+_FENCE = re.compile(r"^[ \t]*(?:>[ \t]*)*(`{3,}|~{3,})([^\n]*)$", re.MULTILINE)
+_BLOCK_START = re.compile(r"^[ \t]*(?:[-*+][ \t]|\d{1,9}[.)][ \t]|#{1,6}[ \t]|>|\|)", re.MULTILINE)
+_INLINE_TOKEN = re.compile(r"\\.|`+|\*+|_+|~+|\]\(|[\[\])]", re.DOTALL)
+# How much Markdown before the end a preview converts: enough to fill `limit` after markup.
+_TAIL_FACTOR = 3
+_MAX_TAIL_PROBES = 64
+
+
+class _Fence(NamedTuple):
+    start: int
+    end: int  # end of the closing line, or len(markdown) while still open
+    marker: str  # the opening run of backticks or tildes
+    closed: bool
+
+
+def _preview_source(markdown: str, limit: int) -> str:
+    """The end of `markdown` worth converting for a preview, with its open markup closed."""
+    fences = _fences(markdown)
+    begin = _source_tail(markdown, fences, limit)
+    if fences and not fences[-1].closed:
+        return markdown[begin : _without_partial_fence(markdown, fences[-1])]
+    inline = _inline_start(markdown, max(begin, fences[-1].end if fences else 0))
+    return markdown[begin:inline] + _close_inline(markdown[inline:])
+
+
+def _fences(markdown: str) -> list[_Fence]:
+    """Fenced code blocks in order; the last one may still be open."""
+    if "```" not in markdown and "~~~" not in markdown:
+        return []
+    fences: list[_Fence] = []
+    opening: re.Match[str] | None = None
+    for line in _FENCE.finditer(markdown):
+        run, info = line.group(1), line.group(2)
+        if opening is None:
+            if not (run[0] == "`" and "`" in info):
+                opening = line
+        elif (
+            run[0] == opening.group(1)[0] and len(run) >= len(opening.group(1)) and not info.strip()
+        ):
+            fences.append(_Fence(opening.start(), line.end(), opening.group(1), closed=True))
+            opening = None
+    if opening is not None:
+        fences.append(_Fence(opening.start(), len(markdown), opening.group(1), closed=False))
+    return fences
+
+
+def _without_partial_fence(markdown: str, fence: _Fence) -> int:
+    """End of an open code block, without a last line that is a closing fence being typed."""
+    line = markdown.rfind("\n") + 1
+    typed = markdown[line:].strip(" \t>")
+    if line > fence.start and typed and typed == fence.marker[0] * len(typed):
+        return line
+    return len(markdown)
+
+
+def _source_tail(markdown: str, fences: Sequence[_Fence], limit: int) -> int:
+    """Start of a block, outside code, far enough back to fill a preview (0 for short text)."""
+    position = len(markdown) - _TAIL_FACTOR * limit
+    starts = [f.start for f in fences]
+    for _ in range(_MAX_TAIL_PROBES):
+        if position <= 0:
+            return 0
+        blank = markdown.rfind("\n\n", 0, position)
+        if blank < 0:
+            return 0
+        k = bisect_left(starts, blank) - 1
+        if k >= 0 and blank < fences[k].end:
+            position = fences[k].start
+        elif markdown[blank + 2 : blank + 3] in (" ", "\t", "\n", ""):
+            position = blank  # indented: a continuation that would read as code on its own
+        else:
+            return blank + 2
+    return 0
+
+
+def _inline_start(markdown: str, lower: int) -> int:
+    """Start of the last block, where inline markup still open at the end began."""
+    blank = markdown.rfind("\n\n", lower)
+    start = blank + 2 if blank >= 0 else lower
+    blocks = [block.start() for block in _BLOCK_START.finditer(markdown, start)]
+    return blocks[-1] if blocks else start
+
+
+def _close_inline(block: str) -> str:
+    """`block` with emphasis, code spans and links still open at its end closed or dropped."""
+    block = block.rstrip()
+    state = _InlineState(block)
+    for token in _INLINE_TOKEN.finditer(block):
+        state.feed(token)
+    return state.closed()
+
+
+class _InlineState:
+    """A small CommonMark-like reading of one block's inline delimiters."""
+
+    __slots__ = ("_block", "_code", "_cut", "_stack")
+
+    def __init__(self, block: str) -> None:
+        self._block = block
+        self._stack: list[tuple[str, int, int]] = []  # (marker, position, run length)
+        self._code: tuple[int, int] | None = None  # open code span: (position, run length)
+        self._cut = len(block)
+
+    def feed(self, token: re.Match[str]) -> None:
+        run, position = token.group(), token.start()
+        if self._code is not None:
+            if run[0] == "`" and len(run) == self._code[1]:
+                self._code = None
+        elif self._stack and self._stack[-1][0] == "(":
+            if run == ")":
+                self._stack.pop()
+        elif run[0] == "`":
+            self._code = (position, len(run))
+        elif run[0] in "*_~":
+            self._delimiter(run, position, token.end())
+        elif run == "[":
+            self._stack.append(("[", position, 1))
+        elif run == "](" and self._stack and self._stack[-1][0] == "[":
+            self._stack[-1] = ("(", position, 2)
+        elif run == "]" and self._stack and self._stack[-1][0] == "[":
+            self._stack.pop()
+
+    def _delimiter(self, run: str, position: int, end: int) -> None:
+        block = self._block
+        before = block[position - 1] if position else " "
+        after = block[end] if end < len(block) else " "
+        can_open, can_close = _flanking(run[0], before, after)
+        if run[0] == "~" and len(run) != 2:
+            can_open = can_close = False
+        opener = self._opener(run[0]) if can_close else None
+        if opener is not None:
+            if end == len(block) and len(run) != self._stack[opener][2]:
+                self._cut = position  # half of a closing run: close it properly instead
+            else:
+                del self._stack[opener:]
+        elif can_open:
+            self._stack.append((run[0], position, len(run)))
+        elif end == len(block):
+            self._cut = position  # a run that neither opens nor closes: not typed out yet
+
+    def _opener(self, marker: str) -> int | None:
+        for k in range(len(self._stack) - 1, -1, -1):
+            if self._stack[k][0] == marker:
+                return k
+            if self._stack[k][0] in "[(":
+                return None
+        return None
+
+    def closed(self) -> str:
+        """The block, cut before unfinished runs, with closers for everything left open."""
+        block, cut, closers = self._block, self._cut, []
+        if self._code is not None:
+            position, length = self._code
+            cut = len(block[:cut].rstrip("`"))
+            if cut <= position + length:
+                cut = position
+            else:
+                closers.append("`" * length)
+        for marker, position, length in reversed(self._stack):
+            cut = len(block[:cut].rstrip())
+            if marker == "(":
+                cut = position
+                closers.append("]()")  # an unfinished URL: show the link text, link nothing
+            elif marker == "[":
+                continue
+            elif position + length >= cut:
+                cut = position  # an opener with nothing after it yet
+            else:
+                closers.append(marker * length)
+        return block[:cut] + "".join(closers)
+
+
+def _flanking(marker: str, before: str, after: str) -> tuple[bool, bool]:
+    """Whether a delimiter run between `before` and `after` can open and can close emphasis."""
+    left = not after.isspace() and (not _punct(after) or before.isspace() or _punct(before))
+    right = not before.isspace() and (not _punct(before) or after.isspace() or _punct(after))
+    if marker == "_":
+        return left and (not right or _punct(before)), right and (not left or _punct(after))
+    return left, right
+
+
+def _punct(char: str) -> bool:
+    return not char.isalnum() and not char.isspace()
