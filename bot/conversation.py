@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 # Chat templates add a few tokens per message (role headers, end-of-turn markers).
@@ -32,10 +32,6 @@ class Budget:
         fixed = system_tokens + user_tokens + 3 * MESSAGE_OVERHEAD_TOKENS
         return self.context_tokens - self.answer_tokens - fixed
 
-    def tighter(self) -> Budget:
-        """The budget for a second attempt after the server said the prompt was too long."""
-        return replace(self, context_tokens=self.answer_tokens + (self.context_tokens // 2))
-
 
 @dataclass(slots=True)
 class TokenEstimator:
@@ -63,6 +59,10 @@ class Packed:
 
     turns: tuple[Turn, ...]
     dropped: int
+
+
+def history_tokens(turns: Sequence[Turn]) -> int:
+    return sum(t.tokens + 2 * MESSAGE_OVERHEAD_TOKENS for t in turns)
 
 
 def pack_history(history: Sequence[Turn], budget: int) -> Packed:

@@ -19,6 +19,7 @@ from bot.conversation import (
     TokenEstimator,
     Turn,
     build_messages,
+    history_tokens,
     is_idle,
     pack_history,
     system_prompt,
@@ -192,12 +193,13 @@ class Engine:
             now=datetime.now(UTC),
         )
         budget = Budget(self._config.context_tokens, self._config.max_tokens)
-        for attempt in (budget, budget.tighter()):
-            room = attempt.for_history(
-                self.estimator.estimate(system), self.estimator.estimate(request.text)
-            )
-            if room < 0:
-                raise PromptTooLong("the message alone exceeds the context budget")
+        room = budget.for_history(
+            self.estimator.estimate(system), self.estimator.estimate(request.text)
+        )
+        if room < 0:
+            raise PromptTooLong("the message alone exceeds the context budget")
+        retried = False
+        while True:
             packed = pack_history(request.history, room)
             messages = build_messages(system, packed.turns, request.text)
             stream = self._llm.stream(messages, self._config.max_tokens, answer)
@@ -206,14 +208,15 @@ class Engine:
                     async for _ in stream:
                         sink.push(answer.text)
             except PromptTooLong:
-                if attempt is not budget or answer.text:
+                # Our estimate was short of the server's count: halve the history, once.
+                if retried or answer.text or not packed.turns:
                     raise
-                log.info("prompt too long for the server; retrying with a tighter budget")
+                log.info("prompt too long for the server; retrying with half the history")
+                room, retried = history_tokens(packed.turns) // 2, True
                 continue
             if answer.prompt_tokens:
                 self.estimator.learn(sum(len(m["content"]) for m in messages), answer.prompt_tokens)
             return packed
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _complete(
         self, request: _Request, sink: Sink, answer: Answer, packed: Packed, note: str | None

@@ -16,7 +16,7 @@ import unicodedata
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from telegramify_markdown import convert
 
@@ -128,18 +128,32 @@ def _check_limit(limit: int) -> None:
 # --- conversion ------------------------------------------------------------------------------
 
 
-def _convert(markdown: str) -> tuple[str, list[Entity]]:
+class _Marked(Protocol):
+    """An entity as telegramify-markdown makes it: offsets in UTF-16 units of the whole text."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def language(self) -> str | None: ...
+    @property
+    def custom_emoji_id(self) -> str | None: ...
+
+
+def _convert(markdown: str) -> tuple[str, Sequence[_Marked]]:
     """telegramify-markdown's text and entities, or the raw text if it gives up."""
     if not markdown.isascii() and _SURROGATE.search(markdown):
         # Rejoin surrogate pairs that arrived as two code points; lone halves become U+FFFD.
         markdown = markdown.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     try:
-        text, raw = convert(markdown)
+        text, entities = convert(markdown)
     except Exception:  # noqa: BLE001 - a third-party parser fed arbitrary model output
-        return markdown, []
-    entities = [
-        Entity(e.type, e.offset, e.length, e.url, e.language, e.custom_emoji_id) for e in raw
-    ]
+        return markdown, ()
     return text, entities
 
 
@@ -175,7 +189,7 @@ class _Span(NamedTuple):
 
     start: int
     end: int
-    entity: Entity
+    entity: _Marked
 
 
 class _Zones:
@@ -211,7 +225,7 @@ class _Document:
 
     __slots__ = ("_index", "_spans", "_start", "_stop", "_text")
 
-    def __init__(self, text: str, entities: Sequence[Entity]) -> None:
+    def __init__(self, text: str, entities: Sequence[_Marked]) -> None:
         self._text = text
         self._index = index = _Index(text)
         spans = [
@@ -260,9 +274,13 @@ class _Document:
             base = u16(start)
             entities: list[Entity] = []
             for span in active:
+                entity = span.entity
+                if span.start >= start and span.end <= stop:
+                    entities.append(_moved(entity, entity.offset - base, entity.length))
+                    continue
                 left, right = max(span.start, start), min(span.end, stop)
                 if right > left:
-                    entities.append(_moved(span.entity, u16(left) - base, u16(right) - u16(left)))
+                    entities.append(_moved(entity, u16(left) - base, u16(right) - u16(left)))
             active = [span for span in active if span.end > stop]
             chunks.append(Chunk(text[start:stop], tuple(entities)))
         return chunks
@@ -274,7 +292,7 @@ def _skip_edge(text: str, position: int, stop: int) -> int:
     return run.end() if run is not None else position
 
 
-def _moved(entity: Entity, offset: int, length: int) -> Entity:
+def _moved(entity: _Marked, offset: int, length: int) -> Entity:
     return Entity(entity.type, offset, length, entity.url, entity.language, entity.custom_emoji_id)
 
 
