@@ -99,6 +99,8 @@ class _Signal:
 
 
 class FakeLLM:
+    """``/v1/models`` and ``/v1/chat/completions`` on 127.0.0.1, answering by :class:`Plan`."""
+
     def __init__(
         self,
         *,

@@ -9,9 +9,11 @@ nested fields, error payloads) is exercised exactly as in production::
         )
         # or: ApplicationBuilder().token(tg.token).base_url(tg.base_url + "/bot")
         #         .base_file_url(tg.base_url + "/file/bot").build()
+        tg.send_text(42, "hi")               # a user writes; the bot gets it from getUpdates
+        [reply] = await tg.wait_messages(42, 1)
 
 PTB appends the token to ``base_url`` itself (``base_url + token``), so the ``/bot`` suffix is
-part of what we pass and the token is not.
+part of what we pass and the token is not (``tg.api_url`` / ``tg.file_url`` are those values).
 
 State is kept as the user would see the chat (``chat(chat_id)``), plus the raw ``calls`` log.
 Everything is O(1) per request so the same server can carry the benchmark.
@@ -285,6 +287,8 @@ Handler = Callable[[JSONDict], Awaitable[Any]]
 
 
 class FakeTelegram:
+    """The Bot API on 127.0.0.1, with chats recorded as their users would see them."""
+
     def __init__(
         self,
         token: str = "123456:TEST-token",
@@ -305,6 +309,8 @@ class FakeTelegram:
         # Real Telegram answers "chat not found" for chats that never talked to the bot; off by
         # default so tests may message arbitrary ids.
         self.strict_chats = strict_chats
+        # getMe's privacy-mode flag; False means the bot only sees commands, mentions and replies.
+        self.can_read_all_group_messages = False
 
         self.calls: list[Call] = []
         self.rate_limited = 0
@@ -328,7 +334,8 @@ class FakeTelegram:
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._pending_callbacks: dict[str, JSONDict] = {}
         self._callback_ids = itertools.count(1)
-        self._files: dict[str, tuple[str, bytes]] = {}
+        self._files: dict[str, str] = {}
+        self._file_contents: dict[str, bytes] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._hangs: dict[str, deque[_Hang]] = {}
         self._buckets: dict[tuple[str, int], _Bucket] = {}
@@ -443,7 +450,7 @@ class FakeTelegram:
             "first_name": self.bot_first_name,
             "username": self.bot_username,
             "can_join_groups": True,
-            "can_read_all_group_messages": False,
+            "can_read_all_group_messages": self.can_read_all_group_messages,
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
@@ -489,10 +496,12 @@ class FakeTelegram:
         """The user blocks (or unblocks) the bot: sends get 403."""
         self._chat(chat_id).blocked = blocked
 
-    def add_file(self, content: bytes, *, file_path: str = "documents/file.bin") -> str:
+    def add_file(self, content: bytes, *, file_path: str | None = None) -> str:
         """Register a downloadable file; returns its file_id for getFile."""
         file_id = f"FILE{len(self._files) + 1}"
-        self._files[file_id] = (f"{file_path}", content)
+        path = file_path or f"documents/{file_id.lower()}.bin"
+        self._files[file_id] = path
+        self._file_contents[path] = content
         return file_id
 
     # ------------------------------------------------------------------ views
@@ -755,10 +764,9 @@ class FakeTelegram:
             self._signal.fire()
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
-        if request.match_info["token"] == self.token:
-            for file_path, content in self._files.values():
-                if file_path == request.match_info["path"]:
-                    return web.Response(body=content)
+        content = self._file_contents.get(request.match_info["path"])
+        if request.match_info["token"] == self.token and content is not None:
+            return web.Response(body=content)
         return web.json_response(
             {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
         )
@@ -976,7 +984,9 @@ class FakeTelegram:
             )
         offset = _opt_int(params, "offset")
         limit = min(max(_opt_int(params, "limit") or 100, 1), 100)
-        timeout = float(params.get("timeout") or 0)
+        timeout = params.get("timeout") or 0
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise _bad("invalid timeout")
         allowed = params.get("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = {str(a) for a in allowed} or None
@@ -1228,14 +1238,13 @@ class FakeTelegram:
 
     async def _get_file(self, params: JSONDict) -> JSONDict:
         file_id = str(params.get("file_id", ""))
-        found = self._files.get(file_id)
-        if found is None:
+        file_path = self._files.get(file_id)
+        if file_path is None:
             raise _bad("invalid file_id")
-        file_path, content = found
         return {
             "file_id": file_id,
             "file_unique_id": f"U{file_id}",
-            "file_size": len(content),
+            "file_size": len(self._file_contents[file_path]),
             "file_path": file_path,
         }
 
