@@ -7,6 +7,7 @@ retries only before the first token, and turns every failure into an `LLMError`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import AsyncGenerator
@@ -15,8 +16,8 @@ from typing import Any
 
 import httpx2
 import openai
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai import AsyncAPIResponse, AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from bot.errors import (
     LLMEmptyAnswer,
@@ -87,7 +88,7 @@ class LLMClient:
             page = await self._client.models.list()
             return [m.id async for m in page]
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
-            raise _translate(exc, shown=False) from exc
+            raise _translate(exc, shown=False, secret=self._config.api_key) from exc
 
     async def complete(self, messages: list[dict[str, str]], max_tokens: int) -> Answer:
         """One non-streaming completion (used by doctor and inline answers)."""
@@ -99,7 +100,7 @@ class LLMClient:
                 temperature=self._config.temperature,
             )
         except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
-            raise _translate(exc, shown=False) from exc
+            raise _translate(exc, shown=False, secret=self._config.api_key) from exc
         choice = result.choices[0] if result.choices else None
         answer = Answer(text=(choice.message.content or "") if choice else "")
         answer.finish_reason = choice.finish_reason if choice else None
@@ -116,23 +117,24 @@ class LLMClient:
         Failures before the first token are retried (with backoff, honouring Retry-After);
         after text has been shown nothing is retried: the caller keeps what was shown.
         """
-        stream, first = await self._open_with_retries(messages, max_tokens, answer)
+        response, events, first = await self._open_with_retries(messages, max_tokens, answer)
         try:
             yield first
-            async for chunk in stream:
-                text = _absorb(chunk, answer)
+            async for event in events:
+                text = _absorb(event, answer)
                 if text:
                     yield text
         except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
-            raise _translate(exc, shown=True) from exc
+            raise _translate(exc, shown=True, secret=self._config.api_key) from exc
         finally:
-            await stream.close()
+            await events.aclose()
+            await response.close()
         if answer.finish_reason is None:
             raise LLMStreamCut("the stream ended without a finish reason")
 
     async def _open_with_retries(
         self, messages: list[dict[str, str]], max_tokens: int, answer: Answer
-    ) -> tuple[AsyncStream[ChatCompletionChunk], str]:
+    ) -> tuple[AsyncAPIResponse[Any], AsyncGenerator[dict[str, Any], None], str]:
         attempt = 0
         while True:
             try:
@@ -153,30 +155,38 @@ class LLMClient:
 
     async def _open(
         self, messages: list[dict[str, str]], max_tokens: int, answer: Answer
-    ) -> tuple[AsyncStream[ChatCompletionChunk], str]:
-        """Start a stream and read up to its first text; close it on any failure."""
-        stream: AsyncStream[ChatCompletionChunk] | None = None
+    ) -> tuple[AsyncAPIResponse[Any], AsyncGenerator[dict[str, Any], None], str]:
+        """Start a stream and read up to its first text; close it on any failure.
+
+        The SSE body is parsed here rather than by openai's typed stream: building a pydantic
+        model per token costs about five times more CPU than the JSON itself.
+        """
+        response: AsyncAPIResponse[Any] | None = None
+        events: AsyncGenerator[dict[str, Any], None] | None = None
         try:
-            stream = await self._client.chat.completions.create(
+            response = await self._client.chat.completions.with_streaming_response.create(
                 model=await self.model(),
                 messages=_typed(messages),
                 max_tokens=max_tokens,
                 temperature=self._config.temperature,
                 stream=True,
                 stream_options={"include_usage": True},
-            )
-            async for chunk in stream:
-                text = _absorb(chunk, answer)
+            ).__aenter__()
+            events = _events(response)
+            async for event in events:
+                text = _absorb(event, answer)
                 if text:
-                    return stream, text
+                    return response, events, text
             if answer.finish_reason is None:
                 raise LLMServerError("the stream ended before any text")
             raise LLMEmptyAnswer("the model finished without any text")
         except BaseException as exc:
-            if stream is not None:
-                await asyncio.shield(stream.close())
+            if events is not None:
+                await asyncio.shield(events.aclose())
+            if response is not None:
+                await asyncio.shield(response.close())
             if isinstance(exc, (openai.OpenAIError, httpx2.HTTPError, ValueError)):
-                raise _translate(exc, shown=False) from exc
+                raise _translate(exc, shown=False, secret=self._config.api_key) from exc
             raise
 
 
@@ -184,18 +194,40 @@ def _typed(messages: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
     return messages  # type: ignore[return-value]
 
 
-def _absorb(chunk: ChatCompletionChunk, answer: Answer) -> str:
-    """Fold one chunk into `answer`; return its new text."""
-    if chunk.usage is not None:
-        answer.prompt_tokens = chunk.usage.prompt_tokens
-        answer.completion_tokens = chunk.usage.completion_tokens
-    if not chunk.choices:
+async def _events(response: AsyncAPIResponse[Any]) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON payloads of a server-sent-event stream, up to `[DONE]`."""
+    async for line in response.iter_lines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        event = json.loads(data)
+        if not isinstance(event, dict):
+            raise ValueError("stream event is not a JSON object")
+        if event.get("error"):
+            error = event["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            log.warning("llm stream reported an error: %s", str(message)[:300])
+            raise openai.APIError(str(message), response.http_response.request, body=error)
+        yield event
+
+
+def _absorb(event: dict[str, Any], answer: Answer) -> str:
+    """Fold one stream event into `answer`; return its new text."""
+    usage = event.get("usage")
+    if isinstance(usage, dict):
+        answer.prompt_tokens = usage.get("prompt_tokens")
+        answer.completion_tokens = usage.get("completion_tokens")
+    choices = event.get("choices")
+    if not choices:
         return ""
-    choice = chunk.choices[0]
-    if choice.finish_reason is not None:
-        answer.finish_reason = choice.finish_reason
-    text = choice.delta.content if choice.delta is not None else None
-    if text:
+    choice = choices[0]
+    if choice.get("finish_reason") is not None:
+        answer.finish_reason = str(choice["finish_reason"])
+    delta = choice.get("delta")
+    text = delta.get("content") if isinstance(delta, dict) else None
+    if text and isinstance(text, str):
         answer.text += text
         return text
     return ""
@@ -226,7 +258,7 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return None
 
 
-def _translate(exc: BaseException, *, shown: bool) -> LLMError:
+def _translate(exc: BaseException, *, shown: bool, secret: str) -> LLMError:
     """One LLMError per cause, with a log line for the operator (never the prompt itself)."""
     if shown:
         log.warning("llm stream broke after text was shown: %s", type(exc).__name__)
@@ -238,13 +270,16 @@ def _translate(exc: BaseException, *, shown: bool) -> LLMError:
         log.warning("llm endpoint unreachable: %s", type(exc).__cause__ or type(exc).__name__)
         return LLMUnavailable("endpoint unreachable")
     if isinstance(exc, openai.APIStatusError):
-        return _translate_status(exc)
+        return _translate_status(exc, secret)
     log.warning("llm sent something unreadable: %s", type(exc).__name__)
     return LLMServerError(f"malformed response: {type(exc).__name__}")
 
 
-def _translate_status(exc: openai.APIStatusError) -> LLMError:
+def _translate_status(exc: openai.APIStatusError, secret: str) -> LLMError:
     status, message = exc.status_code, _server_message(exc)
+    if len(secret) >= 6:
+        # Some servers quote the key they were given in their 401 message.
+        message = message.replace(secret, "***")
     log.warning("llm endpoint answered %d: %s", status, message)
     if status == 429:
         return LLMRateLimited(message, _retry_after(exc))

@@ -232,3 +232,23 @@ async def test_not_modified_is_not_an_error(
             await tg.wait_idle(quiet=0.2)
     assert "refused" not in caplog.text and "ERROR" not in caplog.text
     assert not any("wrong" in t for t in tg.texts(USER))
+
+
+async def test_error_event_mid_stream(
+    tg: FakeTelegram, llm: FakeLLM, bot: BotApp, redis_client: redis.Redis, prefix: str
+) -> None:
+    llm.plan(Plan(chunks=["Half ", "an ", "answer"], stream_error_after=2, token_delay=0.02))
+    reply = await last_reply(tg, "hi")
+    assert reply.startswith("Half an") and "cut off" in reply
+    assert stored_turns(redis_client, prefix) == 0
+
+
+async def test_wrong_api_key_is_reported_without_retrying(
+    tg: FakeTelegram, llm: FakeLLM, start_bot: BotFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    llm.require_key = "sk-right"
+    async with start_bot(llm_api_key="sk-wrong"):
+        reply = await last_reply(tg, "hi")
+    assert "rejected" in reply
+    assert len(llm.requests) <= 1
+    assert "401" in caplog.text and "sk-wrong" not in caplog.text
