@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
 
@@ -18,13 +23,17 @@ import handlers
 from bot import texts
 from bot.engine import Engine, EngineConfig
 from bot.errors import LLMError, MemoryUnavailable
+from bot.groups import GroupPolicy, Groups
 from bot.llm import LLMClient, LLMConfig
 from bot.localredis import RedisChoice, choose
 from bot.memory import Memory
 from bot.outbox import Outbox
+from bot.pacing import Pacer
 from bot.services import BotData, Services
 from bot.settings import Settings
 from bot.stream import DraftSupport, StreamConfig
+from bot.summarizer import Summarizer
+from bot.userdata import UserData
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
@@ -38,11 +47,15 @@ class Core:
     """The engine and the adapters it owns: what both the bot and the terminal chat need."""
 
     engine: Engine
+    userdata: UserData
+    groups: Groups
     llm: LLMClient
     memory: Memory
+    summarizer: Summarizer
     redis: RedisChoice
 
     async def close(self) -> None:
+        await self.summarizer.close()
         await self.llm.close()
         await self.memory.close()
         await self.redis.stop()
@@ -83,8 +96,13 @@ async def open_core(settings: Settings, bot_name: str) -> Core:
         max_tokens=settings.llm_max_tokens,
         idle_minutes=settings.conversation_idle_minutes,
         max_input_chars=settings.max_input_chars,
+        facts_in_groups=settings.memory_facts_in_groups,
     )
-    return Core(Engine(config, llm, memory), llm, memory, redis)
+    summarizer = Summarizer(llm, memory, settings.summary_max_tokens)
+    engine = Engine(config, llm, memory, summarizer)
+    defaults = GroupPolicy(settings.group_context == "shared", settings.trigger_words())
+    groups = Groups(memory, defaults, settings.group_context_messages)
+    return Core(engine, UserData(memory), groups, llm, memory, summarizer, redis)
 
 
 def build_application(settings: Settings) -> BotApp:
@@ -108,22 +126,35 @@ def build_application(settings: Settings) -> BotApp:
 async def _start_services(app: BotApp, settings: Settings) -> Core:
     me = app.bot.bot
     core = await open_core(settings, me.first_name)
+    pacer = Pacer(settings.telegram_max_messages_per_s, settings.telegram_group_messages_per_min)
     app.bot_data.services = Services(
         engine=core.engine,
-        outbox=Outbox(app.bot),
+        userdata=core.userdata,
+        groups=core.groups,
+        outbox=Outbox(app.bot, pacer),
         drafts=DraftSupport(enabled=settings.telegram_drafts),
         stream_config=StreamConfig(
-            settings.stream_draft_interval_s, settings.stream_edit_interval_s
+            settings.stream_draft_interval_s,
+            settings.stream_edit_interval_s,
+            settings.stream_group_edit_interval_s,
         ),
         bot_name=me.first_name,
         bot_username=me.username or "",
     )
-    commands = [BotCommand(name, description) for name, description in texts.COMMANDS]
-    try:
-        await app.bot.set_my_commands(commands, scope=BotCommandScopeAllPrivateChats())
-    except TelegramError as exc:
-        log.warning("could not register the command menu: %s", exc)
+    await _register_commands(app)
     return core
+
+
+async def _register_commands(app: BotApp) -> None:
+    menus = (
+        (texts.PRIVATE_COMMANDS, BotCommandScopeAllPrivateChats()),
+        (texts.GROUP_COMMANDS, BotCommandScopeAllGroupChats()),
+    )
+    for commands, scope in menus:
+        try:
+            await app.bot.set_my_commands([BotCommand(*c) for c in commands], scope=scope)
+        except TelegramError as exc:
+            log.warning("could not register the command menu: %s", exc)
 
 
 @contextlib.asynccontextmanager

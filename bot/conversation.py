@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,3 +118,52 @@ def is_idle(last_active: float | None, now: float, idle_minutes: float) -> bool:
     if last_active is None or idle_minutes <= 0:
         return False
     return now - last_active > idle_minutes * 60
+
+
+def compose_system(persona: str, summary: str, facts: Sequence[str]) -> str:
+    """The system message: persona, then what the user asked to be remembered, then the summary.
+
+    Both additions change rarely (a new fact, a summary rewrite), so the prefix stays stable.
+    """
+    parts = [persona]
+    if facts:
+        listed = "\n".join(f"- {fact}" for fact in facts)
+        parts.append(f"The user asked you to remember these facts about them:\n{listed}")
+    if summary:
+        parts.append(f"Summary of the earlier conversation with this user:\n{summary}")
+    return "\n\n".join(parts)
+
+
+SUMMARY_INSTRUCTIONS = (
+    "You maintain the running summary of a chat between a user and an AI assistant. Rewrite the "
+    "summary so it also covers the new exchanges below. Keep what matters later: facts about the "
+    "user, names, decisions, preferences, open questions, promises. Drop small talk. Write in the "
+    "language of the conversation, in short sentences, at most {words} words. Reply with the "
+    "summary only."
+)
+
+
+def summary_prompt(summary: str, turns: Sequence[Turn], words: int) -> list[dict[str, str]]:
+    """The request that folds `turns` into `summary`."""
+    exchanges = "\n\n".join(f"User: {t.user}\nAssistant: {t.assistant}" for t in turns)
+    body = f"Current summary:\n{summary or '(none yet)'}\n\nNew exchanges:\n{exchanges}"
+    return [
+        {"role": "system", "content": SUMMARY_INSTRUCTIONS.format(words=words)},
+        {"role": "user", "content": body},
+    ]
+
+
+_REMEMBER = re.compile(
+    r"^\s*(?:please\s+)?remember(?:\s+that|\s*:)\s+(?P<fact>.+?)\s*[.!]?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+MAX_FACT_CHARS = 500
+
+
+def parse_remember(text: str) -> str | None:
+    """The fact in "remember that I'm vegetarian" / "remember: ...", else None."""
+    match = _REMEMBER.match(text)
+    if match is None:
+        return None
+    fact = " ".join(match.group("fact").split())
+    return fact[:MAX_FACT_CHARS] if fact else None

@@ -9,19 +9,22 @@ import asyncio
 import logging
 import time
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+from bot import texts
 from bot.conversation import (
     Budget,
     Packed,
     TokenEstimator,
     Turn,
     build_messages,
+    compose_system,
     history_tokens,
     is_idle,
     pack_history,
+    parse_remember,
     system_prompt,
 )
 from bot.errors import (
@@ -31,9 +34,11 @@ from bot.errors import (
     MemoryUnavailable,
     PromptTooLong,
 )
+from bot.groups import format_context
 from bot.llm import Answer, LLMClient
-from bot.memory import ConversationKey, Loaded, Memory
+from bot.memory import ConversationKey, Fact, Loaded, Memory
 from bot.ordering import KeyedLocks
+from bot.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +69,7 @@ class EngineConfig:
     max_tokens: int
     idle_minutes: float
     max_input_chars: int
+    facts_in_groups: bool = False
 
 
 @dataclass(slots=True)
@@ -73,21 +79,45 @@ class _Generation:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class Incoming:
+    """A message to answer."""
+
     key: ConversationKey
     text: str
     user_name: str
+    # How many recent group messages to show the model before the question (shared context);
+    # they are not stored with the turn.
+    group_lines: int = 0
+    # The chat's title, kept so /memory can say which conversations are stored.
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    incoming: Incoming
+    loaded: Loaded
     history: list[Turn]
     memory_ok: bool
     replace_last: bool = False
     fresh: bool = False
 
+    @property
+    def key(self) -> ConversationKey:
+        return self.incoming.key
+
+    @property
+    def text(self) -> str:
+        return self.incoming.text
+
 
 class Engine:
-    def __init__(self, config: EngineConfig, llm: LLMClient, memory: Memory) -> None:
+    def __init__(
+        self, config: EngineConfig, llm: LLMClient, memory: Memory, summarizer: Summarizer
+    ) -> None:
         self._config = config
         self._llm = llm
         self._memory = memory
+        self._summarizer = summarizer
         self._locks = KeyedLocks()
         self._running: dict[ConversationKey, _Generation] = {}
         self._warned_memory: set[ConversationKey] = set()
@@ -97,9 +127,9 @@ class Engine:
     def active(self) -> int:
         return len(self._running)
 
-    async def answer(self, key: ConversationKey, text: str, user_name: str, sink: Sink) -> None:
+    async def answer(self, incoming: Incoming, sink: Sink) -> None:
         """Answer one message, after any earlier message of the same conversation."""
-        text = text.strip()
+        text = incoming.text.strip()
         if not text:
             await sink.fail(EMPTY_INPUT)
             return
@@ -109,24 +139,30 @@ class Engine:
                 f"I can read up to {self._config.max_input_chars:,}. Please shorten it."
             )
             return
-        async with self._locks.hold(key):
-            loaded, memory_ok = await self._load(key)
+        fact = parse_remember(text)
+        if fact is not None:
+            await self._remember(incoming.key.user_id, fact, sink)
+            return
+        incoming = replace(incoming, text=text)
+        async with self._locks.hold(incoming.key):
+            loaded, memory_ok = await self._load(incoming.key, incoming.group_lines)
             fresh = is_idle(loaded.last_active, time.time(), self._config.idle_minutes)
             history = [] if fresh else loaded.history
-            await self._run(_Request(key, text, user_name, history, memory_ok, fresh=fresh), sink)
+            await self._run(_Request(incoming, loaded, history, memory_ok, fresh=fresh), sink)
 
-    async def retry(self, key: ConversationKey, user_name: str, sink: Sink) -> None:
+    async def retry(self, incoming: Incoming, sink: Sink) -> None:
         """Regenerate the last answer; the new one replaces it in memory."""
+        key = incoming.key
         async with self._locks.hold(key):
-            loaded, memory_ok = await self._load(key)
+            loaded, memory_ok = await self._load(key, incoming.group_lines)
             if not loaded.history or is_idle(
                 loaded.last_active, time.time(), self._config.idle_minutes
             ):
                 await sink.fail(NOTHING_TO_RETRY)
                 return
             *previous, last = loaded.history
-            request = _Request(key, last.user, user_name, previous, memory_ok, replace_last=True)
-            await self._run(request, sink)
+            again = replace(incoming, text=last.user)
+            await self._run(_Request(again, loaded, previous, memory_ok, replace_last=True), sink)
 
     async def reset(self, key: ConversationKey) -> None:
         """Forget the conversation (after anything in progress for it has finished)."""
@@ -143,9 +179,18 @@ class Engine:
         generation.task.cancel()
         return True
 
-    async def _load(self, key: ConversationKey) -> tuple[Loaded, bool]:
+    async def _remember(self, user_id: int, fact: str, sink: Sink) -> None:
         try:
-            loaded = await self._memory.load(key)
+            count = await self._memory.add_fact(user_id, Fact(fact, time.time()))
+        except MemoryUnavailable:
+            await sink.fail(texts.REMEMBER_FAILED)
+            return
+        await self._close(sink, texts.remembered(fact, count), None)
+
+    async def _load(self, key: ConversationKey, group_lines: int) -> tuple[Loaded, bool]:
+        facts = key.private or self._config.facts_in_groups
+        try:
+            loaded = await self._memory.load(key, facts=facts, group_lines=group_lines)
         except MemoryUnavailable:
             return Loaded([], None), False
         self._warned_memory.discard(key)
@@ -186,22 +231,25 @@ class Engine:
         await self._complete(request, sink, answer, packed, note)
 
     async def _generate(self, request: _Request, sink: Sink, answer: Answer) -> Packed:
-        system = system_prompt(
+        persona = system_prompt(
             self._config.persona,
             bot_name=self._config.bot_name,
-            user_name=request.user_name,
+            user_name=request.incoming.user_name,
             now=datetime.now(UTC),
         )
+        facts = [f.text for f in request.loaded.facts]
+        system = compose_system(persona, request.loaded.summary, facts)
+        question = format_context(request.loaded.group_lines) + request.text
         budget = Budget(self._config.context_tokens, self._config.max_tokens)
         room = budget.for_history(
-            self.estimator.estimate(system), self.estimator.estimate(request.text)
+            self.estimator.estimate(system), self.estimator.estimate(question)
         )
         if room < 0:
             raise PromptTooLong("the message alone exceeds the context budget")
         retried = False
         while True:
             packed = pack_history(request.history, room)
-            messages = build_messages(system, packed.turns, request.text)
+            messages = build_messages(system, packed.turns, question)
             stream = self._llm.stream(messages, self._config.max_tokens, answer)
             try:
                 async with aclosing(stream):
@@ -230,7 +278,7 @@ class Engine:
         if not await self._close(sink, answer.text, note):
             return
         if request.memory_ok:
-            await self._remember(request, answer, packed.dropped)
+            await self._write_turn(request, answer, packed.dropped)
 
     async def _finish_stopped(self, request: _Request, sink: Sink, answer: Answer) -> None:
         log.info("generation stopped by the user for %s", request.key.scope)
@@ -239,24 +287,29 @@ class Engine:
             return
         if await self._close(sink, answer.text, STOPPED_NOTE) and request.memory_ok:
             # What the user saw is what the model said: the next turn must know it.
-            await self._remember(request, answer, 0)
+            await self._write_turn(request, answer, 0)
 
-    async def _remember(self, request: _Request, answer: Answer, dropped: int) -> None:
+    async def _write_turn(self, request: _Request, answer: Answer, dropped: int) -> None:
         now = time.time()
         tokens = self.estimator.estimate(request.text) + (
             answer.completion_tokens or self.estimator.estimate(answer.text)
         )
         turn = Turn(request.text, answer.text, tokens, now)
+        fold = request.loaded.history if request.fresh else request.history[:dropped]
         try:
             await self._memory.append(
                 request.key,
                 turn,
-                drop_oldest=dropped,
+                fold=fold,
                 replace_last=request.replace_last,
                 fresh=request.fresh,
+                title=request.incoming.title,
             )
         except MemoryUnavailable:
             log.warning("turn not saved for %s: memory unavailable", request.key.scope)
+            return
+        if fold:
+            self._summarizer.schedule(request.key)
 
     @staticmethod
     async def _close(sink: Sink, text: str, note: str | None) -> bool:

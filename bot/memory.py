@@ -1,20 +1,26 @@
 """Conversation memory in Redis: the only module that imports `redis`.
 
-Layout, one hash tag per user so a Redis Cluster keeps all of a user's keys on one slot:
+Layout (see README "Memory"); every key of a user shares the hash tag `{u<id>}`, so a Redis
+Cluster keeps them on one slot and multi-key transactions stay legal:
 
-    {prefix}:{u<user_id>}:h:<scope>   list of turns, oldest first (JSON: u, a, t, at)
-    {prefix}:{u<user_id>}:m:<scope>   hash: last (unix time of the last turn)
+    {p}:{u<id>}:h:<scope>   list: the current conversation's turns, oldest first (JSON u, a, t, at)
+    {p}:{u<id>}:o:<scope>   list: older turns waiting to be folded into the summary
+    {p}:{u<id>}:m:<scope>   hash: last (unix time of the last turn), summary, title
+    {p}:{u<id>}:facts       list: facts the user asked to be remembered (JSON text, at)
+    {p}:{u<id>}:keys        set: every key above that exists, so "forget everything" needs no SCAN
+    {p}:{g<chat>}:settings  hash: a group's own settings (context, triggers)
+    {p}:{g<chat>}:log:<t>   list: the group topic's recent visible messages (shared context only)
 
-A scope is `p` for a private chat, `g<chat_id>t<thread_id>` for a group topic. Every key gets the
-TTL again on each write. Reads and writes are one pipelined round trip each.
+A scope is `p` for the private chat, `g<chat_id>t<thread_id>` for one group topic. Every write
+renews the TTLs. A message costs one pipelined read and one MULTI/EXEC write.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -26,6 +32,12 @@ from bot.errors import MemoryUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Older turns still waiting for a summary are capped so a model that cannot summarise does not
+# make memory grow without bound.
+MAX_PENDING_TURNS = 200
+MAX_FACTS = 100
+TOMBSTONE = "\x00deleted"
+
 
 @dataclass(frozen=True, slots=True)
 class ConversationKey:
@@ -36,15 +48,45 @@ class ConversationKey:
     thread_id: int | None = None
 
     @property
+    def private(self) -> bool:
+        return self.chat_id == self.user_id
+
+    @property
     def scope(self) -> str:
-        if self.chat_id == self.user_id:
+        if self.private:
             return "p"
         return f"g{self.chat_id}t{self.thread_id or 0}"
 
 
 @dataclass(frozen=True, slots=True)
+class Fact:
+    text: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLine:
+    """One message seen in a group, for shared context."""
+
+    name: str
+    text: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Loaded:
     history: list[Turn]
+    last_active: float | None
+    summary: str = ""
+    facts: list[Fact] = field(default_factory=list)
+    group_lines: list[GroupLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConversation:
+    scope: str
+    title: str
+    turns: int
     last_active: float | None
 
 
@@ -60,16 +102,37 @@ class Keys:
     def history(self, key: ConversationKey) -> str:
         return f"{self.user(key.user_id)}:h:{key.scope}"
 
+    def pending(self, key: ConversationKey) -> str:
+        return f"{self.user(key.user_id)}:o:{key.scope}"
+
     def meta(self, key: ConversationKey) -> str:
         return f"{self.user(key.user_id)}:m:{key.scope}"
 
+    def facts(self, user_id: int) -> str:
+        return f"{self.user(user_id)}:facts"
 
-def encode_turn(turn: Turn) -> bytes:
-    record = {"u": turn.user, "a": turn.assistant, "t": turn.tokens, "at": round(turn.at, 3)}
+    def index(self, user_id: int) -> str:
+        return f"{self.user(user_id)}:keys"
+
+    def group(self, chat_id: int) -> str:
+        return f"{self.prefix}:{{g{chat_id}}}"
+
+    def group_settings(self, chat_id: int) -> str:
+        return f"{self.group(chat_id)}:settings"
+
+    def group_log(self, chat_id: int, thread_id: int | None) -> str:
+        return f"{self.group(chat_id)}:log:{thread_id or 0}"
+
+
+def _json(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode_turn(raw: bytes) -> Turn | None:
+def encode_turn(turn: Turn) -> bytes:
+    return _json({"u": turn.user, "a": turn.assistant, "t": turn.tokens, "at": round(turn.at, 3)})
+
+
+def decode_turn(raw: bytes | str) -> Turn | None:
     try:
         record = json.loads(raw)
         return Turn(str(record["u"]), str(record["a"]), int(record["t"]), float(record["at"]))
@@ -77,8 +140,37 @@ def decode_turn(raw: bytes) -> Turn | None:
         return None
 
 
+def decode_fact(raw: bytes | str) -> Fact | None:
+    try:
+        record = json.loads(raw)
+        return Fact(str(record["text"]), float(record["at"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def decode_line(raw: bytes | str) -> GroupLine | None:
+    try:
+        record = json.loads(raw)
+        return GroupLine(str(record["n"]), str(record["t"]), float(record["at"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _decode_all(raws: Sequence[bytes | str], decode: Callable[[bytes | str], T | None]) -> list[T]:
+    items = [item for item in map(decode, raws) if item is not None]
+    if len(items) != len(raws):
+        log.warning("skipped %d unreadable memory records", len(raws) - len(items))
+    return items
+
+
+def _text(raw: bytes | str | None) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    return raw or ""
+
+
 class Memory:
-    """History and conversation state per ConversationKey; Redis errors become MemoryUnavailable."""
+    """History, summaries and facts per user; Redis errors become MemoryUnavailable."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, ttl_seconds: int) -> None:
         self._redis = client
@@ -95,6 +187,10 @@ class Memory:
             max_connections=256,
         )
         return cls(client, Keys(prefix), ttl_seconds)
+
+    @property
+    def keys(self) -> Keys:
+        return self._keys
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -115,57 +211,216 @@ class Memory:
 
         return await self._call("ping", info)
 
-    async def load(self, key: ConversationKey) -> Loaded:
+    async def load(self, key: ConversationKey, *, facts: bool, group_lines: int = 0) -> Loaded:
+        """Everything a reply needs, in one round trip."""
+
         async def read() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.lrange(self._keys.history(key), 0, -1)
-                pipe.hget(self._keys.meta(key), "last")
+                pipe.hmget(self._keys.meta(key), ["last", "summary"])
+                if facts:
+                    pipe.lrange(self._keys.facts(key.user_id), 0, -1)
+                if group_lines:
+                    log_key = self._keys.group_log(key.chat_id, key.thread_id)
+                    pipe.lrange(log_key, -group_lines, -1)
                 return await pipe.execute()
 
-        raw_turns, last = await self._call("load", read)
-        history = [t for t in map(decode_turn, raw_turns) if t is not None]
-        if len(history) != len(raw_turns):
-            log.warning("skipped %d unreadable turns", len(raw_turns) - len(history))
-        return Loaded(history, float(last) if last is not None else None)
+        results = iter(await self._call("load", read))
+        raw_turns, (last, summary) = next(results), next(results)
+        return Loaded(
+            history=_decode_all(raw_turns, decode_turn),
+            last_active=float(last) if last is not None else None,
+            summary=_text(summary),
+            facts=_decode_all(next(results), decode_fact) if facts else [],
+            group_lines=_decode_all(next(results), decode_line) if group_lines else [],
+        )
 
     async def append(
         self,
         key: ConversationKey,
         turn: Turn,
         *,
-        drop_oldest: int = 0,
+        fold: Sequence[Turn] = (),
         replace_last: bool = False,
         fresh: bool = False,
+        title: str | None = None,
     ) -> None:
-        """Record a completed turn, atomically, with the oldest turns trimmed and TTLs renewed."""
-        history, meta = self._keys.history(key), self._keys.meta(key)
+        """Record a completed turn atomically, TTLs renewed.
+
+        `fold` are the oldest turns leaving the conversation: they move to the pending list for
+        the summary. With `fresh` (a new conversation after the idle timeout) they are the
+        whole previous history.
+        """
+        user = key.user_id
+        history, pending, meta = (
+            self._keys.history(key),
+            self._keys.pending(key),
+            self._keys.meta(key),
+        )
 
         async def write() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
+                if fold:
+                    pipe.rpush(pending, *map(encode_turn, fold))
+                    pipe.ltrim(pending, -MAX_PENDING_TURNS, -1)
+                    pipe.expire(pending, self._ttl)
                 if fresh:
                     pipe.delete(history)
-                elif replace_last:
+                elif fold:
+                    pipe.ltrim(history, len(fold), -1)
+                if replace_last:
                     pipe.rpop(history)
                 pipe.rpush(history, encode_turn(turn))
-                if drop_oldest and not fresh:
-                    pipe.ltrim(history, drop_oldest, -1)
-                pipe.hset(meta, "last", str(turn.at))
-                pipe.expire(history, self._ttl)
-                pipe.expire(meta, self._ttl)
+                fields: dict[Any, Any] = {"last": str(turn.at)}
+                if title:
+                    fields["title"] = title
+                pipe.hset(meta, mapping=fields)
+                pipe.sadd(self._keys.index(user), history, meta, *([pending] if fold else []))
+                for name in (history, meta, self._keys.index(user), self._keys.facts(user)):
+                    pipe.expire(name, self._ttl)
                 await pipe.execute()
 
         await self._call("append", write)
 
+    async def pending(self, key: ConversationKey) -> tuple[str, list[Turn]]:
+        """The current summary and the turns waiting to be folded into it."""
+
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hget(self._keys.meta(key), "summary")
+                pipe.lrange(self._keys.pending(key), 0, -1)
+                return await pipe.execute()
+
+        summary, raw = await self._call("read pending", read)
+        return _text(summary), _decode_all(raw, decode_turn)
+
+    async def store_summary(self, key: ConversationKey, summary: str, folded: int) -> None:
+        """Replace the summary and drop the `folded` pending turns it now covers."""
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._keys.meta(key), "summary", summary)
+                pipe.ltrim(self._keys.pending(key), folded, -1)
+                pipe.expire(self._keys.meta(key), self._ttl)
+                await pipe.execute()
+
+        await self._call("store summary", write)
+
     async def forget_conversation(self, key: ConversationKey) -> None:
-        """Start over: the history goes, the conversation state stays."""
-        await self._call("reset", lambda: self._redis.delete(self._keys.history(key)))
+        """Start over: the history and its summary go; facts stay."""
+
+        async def delete() -> None:
+            names = (self._keys.history(key), self._keys.pending(key), self._keys.meta(key))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(*names)
+                pipe.srem(self._keys.index(key.user_id), *names)
+                await pipe.execute()
+
+        await self._call("reset", delete)
+
+    async def add_fact(self, user_id: int, fact: Fact) -> int:
+        """Store a fact; returns how many the user now has (the oldest go beyond MAX_FACTS)."""
+        facts, index = self._keys.facts(user_id), self._keys.index(user_id)
+
+        async def write() -> int:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(facts, _json({"text": fact.text, "at": round(fact.at, 3)}))
+                pipe.ltrim(facts, -MAX_FACTS, -1)
+                pipe.llen(facts)
+                pipe.sadd(index, facts)
+                pipe.expire(facts, self._ttl)
+                pipe.expire(index, self._ttl)
+                result = await pipe.execute()
+            return int(result[2])
+
+        return await self._call("add fact", write)
+
+    async def facts(self, user_id: int) -> list[Fact]:
+        raw = await self._call(
+            "facts", lambda: self._redis.lrange(self._keys.facts(user_id), 0, -1)
+        )
+        return _decode_all(raw, decode_fact)
+
+    async def delete_fact(self, user_id: int, number: int) -> Fact | None:
+        """Delete fact `number` (1-based, as /memory lists them); None if there is no such fact."""
+        facts = self._keys.facts(user_id)
+
+        async def delete() -> Fact | None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(facts)
+                raw = await pipe.lindex(facts, number - 1)
+                if raw is None or number < 1:
+                    await pipe.unwatch()  # type: ignore[no-untyped-call]
+                    return None
+                pipe.multi()  # type: ignore[no-untyped-call]
+                # LREM by value after a unique tombstone, so equal facts elsewhere survive.
+                pipe.lset(facts, number - 1, TOMBSTONE)
+                pipe.lrem(facts, 1, TOMBSTONE)
+                await pipe.execute()
+                return decode_fact(raw)
+
+        return await self._call("delete fact", delete)
+
+    async def conversations(self, user_id: int) -> list[StoredConversation]:
+        """The conversations stored for a user, from the key index (no SCAN)."""
+
+        async def read() -> list[StoredConversation]:
+            members = await self._redis.smembers(self._keys.index(user_id))
+            metas = sorted(name for name in map(_text, members) if ":m:" in name)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for meta in metas:
+                    pipe.hmget(meta, ["title", "last"])
+                    pipe.llen(meta.replace(":m:", ":h:", 1))
+                results = await pipe.execute()
+            found = []
+            for i, meta in enumerate(metas):
+                (title, last), turns = results[2 * i], results[2 * i + 1]
+                if turns or last is not None:
+                    last_active = float(last) if last is not None else None
+                    scope = meta.rsplit(":m:", 1)[1]
+                    found.append(StoredConversation(scope, _text(title), int(turns), last_active))
+            return found
+
+        return await self._call("list conversations", read)
 
     async def forget_user(self, user_id: int) -> int:
-        """Delete every key of a user (all scopes). Off the hot path: SCAN is fine here."""
+        """Delete every key of a user, found through the user's key index."""
+        index = self._keys.index(user_id)
 
-        async def scan_delete() -> int:
-            pattern = f"{self._keys.user(user_id)}:*"
-            found = [k async for k in self._redis.scan_iter(match=pattern, count=500)]
-            return int(await self._redis.delete(*found)) if found else 0
+        async def delete() -> int:
+            names = list(await self._redis.smembers(index))
+            names += [self._keys.facts(user_id).encode(), index.encode()]
+            return int(await self._redis.delete(*names))
 
-        return await self._call("forget", scan_delete)
+        return await self._call("forget user", delete)
+
+    async def group_settings(self, chat_id: int) -> dict[str, str]:
+        name = self._keys.group_settings(chat_id)
+        raw: dict[Any, Any] = await self._call("group settings", lambda: self._redis.hgetall(name))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def save_group_settings(self, chat_id: int, fields: dict[str, str]) -> None:
+        name = self._keys.group_settings(chat_id)
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(name, mapping=dict[Any, Any](fields))
+                pipe.expire(name, max(self._ttl, 365 * 86400))
+                await pipe.execute()
+
+        await self._call("save group settings", write)
+
+    async def log_group_line(
+        self, chat_id: int, thread_id: int | None, line: GroupLine, keep: int
+    ) -> None:
+        name = self._keys.group_log(chat_id, thread_id)
+        record = _json({"n": line.name, "t": line.text, "at": round(line.at, 3)})
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.rpush(name, record)
+                pipe.ltrim(name, -keep, -1)
+                pipe.expire(name, self._ttl)
+                await pipe.execute()
+
+        await self._call("log group line", write)

@@ -21,6 +21,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
 from bot.errors import ChatUnavailable
+from bot.pacing import Pacer
 from bot.render import Chunk
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ def _is(exc: BadRequest, *fragments: str) -> bool:
 
 
 class Outbox:
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, pacer: Pacer) -> None:
         self._bot = bot
+        self._pacer = pacer
         self._cool_until: dict[int, float] = {}
 
     def cooling(self, chat_id: int) -> bool:
@@ -155,7 +157,7 @@ class Outbox:
             return True
 
         if not final:
-            if self.cooling(target.chat_id):
+            if self.cooling(target.chat_id) or not await self._pacer.preview(target.chat_id):
                 return
             try:
                 await call(_entities(chunk), chunk.text)
@@ -187,6 +189,7 @@ class Outbox:
     ) -> T | None:
         entities = _entities(chunk)
         for attempt in range(1, FINAL_ATTEMPTS + 1):
+            await self._pacer.final(target.chat_id)
             try:
                 return await call(entities, chunk.text)
             except RetryAfter as exc:

@@ -272,7 +272,7 @@ class _Document:
                 ranges.append((start, stop))
                 break
             cut = _cut(text, start, end, zones)
-            ranges.append((start, cut))
+            ranges.append((start, start + len(text[start:cut].rstrip(_EDGE))))
             start = _skip_edge(text, cut, stop)
         return self._chunks([(a, b) for a, b in ranges if _VISIBLE.search(text, a, b)])
 
@@ -297,20 +297,20 @@ class _Document:
         active: list[_Marked] = []
         pending = 0
         for start, stop in ranges:
-            base, limit = u16(start), u16(stop)
-            while pending < len(entities) and entities[pending].offset < limit:
+            base, top = u16(start), u16(stop)
+            while pending < len(entities) and entities[pending].offset < top:
                 active.append(entities[pending])
                 pending += 1
             clipped: list[Entity] = []
             for e in active:
-                left, right = max(e.offset, base), min(e.offset + e.length, limit)
+                left, right = max(e.offset, base), min(e.offset + e.length, top)
                 if right > left:
                     clipped.append(
                         _entity(
                             e.type, left - base, right - left, e.url, e.language, e.custom_emoji_id
                         )
                     )
-            active = [e for e in active if e.offset + e.length > limit]
+            active = [e for e in active if e.offset + e.length > top]
             chunks.append(Chunk(text[start:stop], tuple(clipped)))
         return chunks
 
@@ -426,11 +426,11 @@ class _Fence(NamedTuple):
 def _preview_source(markdown: str, limit: int) -> str:
     """The end of `markdown` worth converting for a preview, with its open markup closed."""
     fences = _fences(markdown)
-    begin = _source_tail(markdown, fences, limit)
+    prefix, begin = _source_tail(markdown, fences, limit)
     if fences and not fences[-1].closed:
-        return markdown[begin : _without_partial_fence(markdown, fences[-1])]
+        return prefix + markdown[begin : _without_partial_fence(markdown, fences[-1])]
     inline = _inline_start(markdown, max(begin, fences[-1].end if fences else 0))
-    return markdown[begin:inline] + _close_inline(markdown[inline:])
+    return prefix + markdown[begin:inline] + _close_inline(markdown[inline:])
 
 
 def _fences(markdown: str) -> list[_Fence]:
@@ -462,24 +462,47 @@ def _without_partial_fence(markdown: str, fence: _Fence) -> int:
     return len(markdown)
 
 
-def _source_tail(markdown: str, fences: Sequence[_Fence], limit: int) -> int:
-    """Start of a block, outside code, far enough back to fill a preview (0 for short text)."""
+def _source_tail(markdown: str, fences: Sequence[_Fence], limit: int) -> tuple[str, int]:
+    """Where to start converting so the preview fills up: (prefix, begin) for the source
+    prefix + markdown[begin:], begin being a block boundary far enough back (0 for short text).
+
+    Inside a code block the block's opening line is the prefix, so its tail is still code.
+    """
     position = len(markdown) - _TAIL_FACTOR * limit
+    if position <= 0:
+        return "", 0
     starts = [f.start for f in fences]
+    k = bisect_left(starts, position) - 1
+    if k >= 0 and position < fences[k].end:
+        fence = fences[k]
+        opener_end = markdown.find("\n", fence.start, position) + 1
+        if opener_end <= 0:
+            return "", fence.start
+        line = markdown.rfind("\n", opener_end - 1, position) + 1
+        return markdown[fence.start : opener_end], line
+    for separator in ("\n\n", "\n"):
+        begin = _block_boundary(markdown, fences, starts, position, separator)
+        if begin is not None:
+            return "", begin
+    return "", 0
+
+
+def _block_boundary(
+    markdown: str, fences: Sequence[_Fence], starts: Sequence[int], position: int, separator: str
+) -> int | None:
+    """The last line start before `position` after `separator`, outside code, not indented."""
     for _ in range(_MAX_TAIL_PROBES):
-        if position <= 0:
-            return 0
-        blank = markdown.rfind("\n\n", 0, position)
-        if blank < 0:
-            return 0
-        k = bisect_left(starts, blank) - 1
-        if k >= 0 and blank < fences[k].end:
-            position = fences[k].start
-        elif markdown[blank + 2 : blank + 3] in (" ", "\t", "\n", ""):
-            position = blank  # indented: a continuation that would read as code on its own
-        else:
-            return blank + 2
-    return 0
+        found = markdown.rfind(separator, 0, position)
+        if found < 0:
+            return None
+        k = bisect_left(starts, found) - 1
+        if k >= 0 and found < fences[k].end:
+            return fences[k].end + 1  # the line after a closed code block (position is past it)
+        begin = found + len(separator)
+        if markdown[begin : begin + 1] not in (" ", "\t", "\n", ""):
+            return begin
+        position = found  # indented: a continuation that would read as code on its own
+    return None
 
 
 def _inline_start(markdown: str, lower: int) -> int:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.engine import Engine
+from bot.groups import Groups
 from bot.outbox import Outbox, Target
 from bot.stream import DraftSupport, ReplyStream, StreamConfig
+from bot.userdata import UserData
 
 
 @dataclass(slots=True)
 class Services:
     engine: Engine
+    userdata: UserData
+    groups: Groups
     outbox: Outbox
     drafts: DraftSupport
     stream_config: StreamConfig

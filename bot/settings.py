@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_drafts: bool = True
+    telegram_max_messages_per_s: float = Field(30.0, ge=0)
+    telegram_group_messages_per_min: float = Field(20.0, ge=0)
 
     llm_base_url: str
     llm_api_key: SecretStr = SecretStr("not-needed")
@@ -65,6 +67,12 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field("tl", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     memory_ttl_days: PositiveFloat = 30.0
     conversation_idle_minutes: float = Field(240.0, ge=0)
+    summary_max_tokens: int = Field(400, ge=50)
+    memory_facts_in_groups: bool = False
+
+    group_context: Literal["private", "shared"] = "private"
+    group_context_messages: int = Field(30, ge=1, le=200)
+    group_trigger_words: str = ""
 
     system_prompt: str | None = None
     system_prompt_file: Path | None = None
@@ -72,6 +80,7 @@ class Settings(BaseSettings):
 
     stream_draft_interval_s: PositiveFloat = 0.4
     stream_edit_interval_s: PositiveFloat = 1.0
+    stream_group_edit_interval_s: PositiveFloat = 3.0
     max_concurrent_updates: int = Field(4096, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -124,6 +133,9 @@ class Settings(BaseSettings):
             )
         return self
 
+    def trigger_words(self) -> tuple[str, ...]:
+        return split_words(self.group_trigger_words)
+
     def system_prompt_template(self) -> str:
         """The persona: SYSTEM_PROMPT_FILE wins over SYSTEM_PROMPT, then the default."""
         if self.system_prompt_file is not None:
@@ -136,6 +148,11 @@ class Settings(BaseSettings):
                 f"Setting TELEGRAM_BOT_TOKEN is missing: {_HINTS['TELEGRAM_BOT_TOKEN']}."
             )
         return self.telegram_bot_token.get_secret_value()
+
+
+def split_words(value: str) -> tuple[str, ...]:
+    """Comma-separated trigger words, trimmed and lower-cased, empties dropped."""
+    return tuple(dict.fromkeys(w.strip().lower() for w in value.split(",") if w.strip()))
 
 
 def _redact_url(url: str) -> str:

@@ -47,6 +47,12 @@ class DraftSupport:
 class StreamConfig:
     draft_interval_s: float
     edit_interval_s: float
+    group_edit_interval_s: float
+
+    def interval(self, *, draft: bool, private: bool) -> float:
+        if draft:
+            return self.draft_interval_s
+        return self.edit_interval_s if private else self.group_edit_interval_s
 
 
 def with_note(chunks: list[Chunk], note: str) -> list[Chunk]:
@@ -134,11 +140,11 @@ class ReplyStream:
             raise ChatUnavailable("chat stopped accepting messages") from self._dead
 
     async def _run_pump(self) -> None:
-        interval = self.config.draft_interval_s if self._use_draft else self.config.edit_interval_s
         last = float("-inf")
         while not self._closed:
             await self._wake.wait()
             self._wake.clear()
+            interval = self.config.interval(draft=self._use_draft, private=self.target.private)
             delay = last + interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from bot.app import open_core
+from bot.engine import Incoming
 from bot.memory import ConversationKey
 from bot.settings import Settings
 
@@ -52,8 +53,8 @@ async def chat(settings: Settings) -> None:
                 await core.engine.reset(LOCAL_USER)
                 print("(new conversation)\n")
             elif command == "/retry":
-                await core.engine.retry(LOCAL_USER, "you", TerminalSink())
+                await core.engine.retry(Incoming(LOCAL_USER, "", "you"), TerminalSink())
             else:
-                await core.engine.answer(LOCAL_USER, line, "you", TerminalSink())
+                await core.engine.answer(Incoming(LOCAL_USER, line, "you"), TerminalSink())
     finally:
         await core.close()

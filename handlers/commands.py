@@ -6,46 +6,56 @@ from telegram import Update
 
 from bot import texts
 from bot.errors import MemoryUnavailable
-from handlers.context import Context, conversation_of
+from handlers import replying
+from handlers.addressing import with_quote
+from handlers.context import Context, where
 
 
 async def start(update: Update, context: Context) -> None:
     """Greet the user and say what the bot does."""
-    _, _, name = conversation_of(update)
-    await _say(update, texts.greeting(name, context.services.bot_name))
+    await replying.say(update, texts.greeting(where(update).user_name, context.services.bot_name))
 
 
 async def help_(update: Update, context: Context) -> None:
-    """Explain the commands."""
-    await _say(update, texts.HELP)
+    """Explain the commands (in groups: how to address the bot, what privacy mode changes)."""
+    if where(update).private:
+        await replying.say(update, texts.HELP)
+        return
+    me = context.bot.bot
+    privacy_mode = not me.can_read_all_group_messages
+    await replying.say(update, texts.group_help(me.username or "", privacy_mode))
+
+
+async def ask(update: Update, context: Context) -> None:
+    """/ask <question>, in groups and private chats alike."""
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    parts = message.text.split(maxsplit=1)
+    question = parts[1] if len(parts) > 1 else ""
+    if not question.strip():
+        await replying.say(update, texts.ADDRESS_ME)
+        return
+    bot_id = context.bot.bot.id
+    await replying.answer(update, context, with_quote(message, question, bot_id=bot_id))
 
 
 async def new(update: Update, context: Context) -> None:
-    """Forget this conversation (/new, /reset)."""
-    key, _, _ = conversation_of(update)
+    """Forget this conversation (/new, /reset); in a group, only the caller's."""
     try:
-        await context.services.engine.reset(key)
+        await context.services.engine.reset(where(update).key)
     except MemoryUnavailable:
-        await _say(update, texts.MEMORY_DOWN_RESET)
+        await replying.say(update, texts.MEMORY_DOWN_RESET)
         return
-    await _say(update, texts.RESET_DONE)
+    await replying.say(update, texts.RESET_DONE)
 
 
 async def retry(update: Update, context: Context) -> None:
     """Regenerate the last answer."""
-    key, target, name = conversation_of(update)
-    services = context.services
-    await services.engine.retry(key, name, services.reply_stream(target))
+    await replying.retry(update, context)
 
 
 async def stop(update: Update, context: Context) -> None:
     """Cancel the answer being generated; the partial answer says it was stopped."""
-    key, _, _ = conversation_of(update)
-    if not context.services.engine.stop(key):
-        await _say(update, "Nothing is being generated right now.")
-
-
-async def _say(update: Update, text: str) -> None:
-    message = update.effective_message
-    if message is not None:
-        await message.reply_text(text, do_quote=False)
+    if not context.services.engine.stop(where(update).key):
+        await replying.say(update, "Nothing is being generated right now.")

@@ -5,28 +5,45 @@ from __future__ import annotations
 from telegram import Update
 
 from bot import texts
-from handlers.context import Context, conversation_of
+from handlers import replying
+from handlers.addressing import question_for_bot, with_quote
+from handlers.context import Context, where
 
 
-async def text(update: Update, context: Context) -> None:
-    """Answer a text message, streamed."""
+async def private_text(update: Update, context: Context) -> None:
+    """Answer a text message in a private chat, streamed."""
     message = update.effective_message
-    if message is None or message.text is None:
+    if message is not None and message.text is not None:
+        await replying.answer(update, context, message.text)
+
+
+async def group_message(update: Update, context: Context) -> None:
+    """Answer when addressed; otherwise just keep the message for shared context (if on)."""
+    message = update.effective_message
+    if message is None or message.from_user is None:
         return
-    key, target, name = conversation_of(update)
-    services = context.services
-    await services.engine.answer(key, message.text, name, services.reply_stream(target))
+    here = where(update)
+    groups = context.services.groups
+    me = context.bot.bot
+    policy = await groups.policy(here.key.chat_id)
+    question = question_for_bot(
+        message, username=me.username or "", bot_id=me.id, triggers=policy.triggers
+    )
+    if question is None:
+        text = message.text or message.caption or ""
+        await groups.observe(here.key.chat_id, here.key.thread_id, here.user_name, text)
+        return
+    if not question:
+        await replying.say(update, texts.ADDRESS_ME)
+        return
+    await replying.answer(update, context, with_quote(message, question, bot_id=me.id))
 
 
 async def unsupported(update: Update, context: Context) -> None:
     """Say what the bot can read when it gets something else (sticker, photo, voice...)."""
-    message = update.effective_message
-    if message is not None:
-        await message.reply_text(texts.UNSUPPORTED, do_quote=False)
+    await replying.say(update, texts.UNSUPPORTED)
 
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Point to /help for commands the bot does not have."""
-    message = update.effective_message
-    if message is not None:
-        await message.reply_text(texts.UNKNOWN_COMMAND, do_quote=False)
+    await replying.say(update, texts.UNKNOWN_COMMAND)

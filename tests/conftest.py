@@ -130,3 +130,12 @@ def start_bot(make_settings: Callable[..., Settings]) -> BotFactory:
 async def bot(start_bot: BotFactory) -> AsyncIterator[BotApp]:
     async with start_bot() as app:
         yield app
+
+
+def is_summary_request(prompt: list[dict[str, Any]]) -> bool:
+    return bool(prompt) and str(prompt[0]["content"]).startswith("You maintain the running summary")
+
+
+def chat_prompts(llm: FakeLLM) -> list[list[dict[str, Any]]]:
+    """The prompts of answers, without the background summary requests."""
+    return [p for p in llm.prompts if not is_summary_request(p)]

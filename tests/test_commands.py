@@ -14,9 +14,11 @@ def prompt_contents(llm: FakeLLM) -> list[tuple[object, object]]:
     return [(m["role"], m["content"]) for m in llm.last_prompt if m["role"] != "system"]
 
 
-async def test_commands_are_registered_for_private_chats(tg: FakeTelegram, bot: BotApp) -> None:
-    names = [c["command"] for c in tg.commands({"type": "all_private_chats"})]
-    assert names == ["new", "retry", "stop", "help"]
+async def test_commands_are_registered_per_scope(tg: FakeTelegram, bot: BotApp) -> None:
+    private = [c["command"] for c in tg.commands({"type": "all_private_chats"})]
+    groups = [c["command"] for c in tg.commands({"type": "all_group_chats"})]
+    assert private == ["new", "retry", "stop", "help", "memory", "remember", "forget"]
+    assert groups == ["ask", "new", "retry", "stop", "help", "settings"]
 
 
 async def test_start_greets_and_says_what_the_bot_does(tg: FakeTelegram, bot: BotApp) -> None:

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from bot.app import BotApp
-from tests.conftest import BotFactory
+from tests.conftest import BotFactory, chat_prompts
 from tests.fakes import FakeLLM, FakeTelegram, Plan
 
 USER = 4001
@@ -144,7 +144,7 @@ async def test_prompt_too_long_is_trimmed_harder_and_retried_once(
         await last_reply(tg, f"question {i} " + "words " * 200, n=i + 1)
     llm.plan(Plan(context_length_exceeded=True), Plan(text="Fits now."))
     assert await last_reply(tg, "and finally?", n=7) == "Fits now."
-    first, second = llm.prompts[-2:]
+    first, second = chat_prompts(llm)[-2:]
     assert len(second) < len(first)
     assert second[-1]["content"] == "and finally?"
 

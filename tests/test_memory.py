@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import redis
 
 from bot.app import BotApp
-from tests.conftest import BotFactory
+from tests.conftest import BotFactory, chat_prompts, is_summary_request
 from tests.fakes import FakeLLM, FakeTelegram, Plan
 
 ANN, BOB = 2001, 2002
 
 
-def contents(prompt: list[dict[str, object]]) -> list[tuple[object, object]]:
+def contents(prompt: list[dict[str, Any]]) -> list[tuple[object, object]]:
     return [(m["role"], m["content"]) for m in prompt if m["role"] != "system"]
 
 
@@ -105,19 +106,26 @@ async def test_keys_carry_a_ttl_and_a_per_user_hash_tag(
         assert 0 < redis_client.ttl(key) <= 2 * 86400
 
 
-async def test_idle_timeout_starts_a_new_conversation(
+async def test_idle_timeout_starts_a_new_conversation_keeping_a_summary(
     tg: FakeTelegram, llm: FakeLLM, start_bot: BotFactory, redis_client: redis.Redis, prefix: str
 ) -> None:
+    def respond(body: dict[str, Any]) -> Plan:
+        if is_summary_request(body["messages"]):
+            return Plan(text="Ann talked about the old topic.")
+        return Plan(text="Hello! How can I help?")
+
+    llm.responder = respond
+    meta = f"{prefix}:{{u{ANN}}}:m:p"
     async with start_bot(conversation_idle_minutes=10):
         await ask(tg, ANN, "old topic")
         # Pretend the last message was an hour ago.
-        redis_client.hset(f"{prefix}:{{u{ANN}}}:m:p", "last", str(time.time() - 3600))
+        redis_client.hset(meta, "last", str(time.time() - 3600))
         await ask(tg, ANN, "new topic")
-        assert contents(llm.last_prompt) == [("user", "new topic")]
+        assert contents(chat_prompts(llm)[-1]) == [("user", "new topic")]
+        await tg.wait_for(lambda: redis_client.hget(meta, "summary") is not None)
         await ask(tg, ANN, "follow-up")
-    assert [c for _, c in contents(llm.last_prompt)] == [
-        "new topic",
-        "Hello! How can I help?",
-        "follow-up",
-    ]
+    last = chat_prompts(llm)[-1]
+    assert [c for _, c in contents(last)] == ["new topic", "Hello! How can I help?", "follow-up"]
+    assert "Ann talked about the old topic." in str(last[0]["content"])
     assert len(redis_client.lrange(f"{prefix}:{{u{ANN}}}:h:p", 0, -1)) == 2
+    assert redis_client.llen(f"{prefix}:{{u{ANN}}}:o:p") == 0, "folded turns leave the list"
