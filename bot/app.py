@@ -126,7 +126,11 @@ def build_application(settings: Settings) -> BotApp:
 async def _start_services(app: BotApp, settings: Settings) -> Core:
     me = app.bot.bot
     core = await open_core(settings, me.first_name)
-    pacer = Pacer(settings.telegram_max_messages_per_s, settings.telegram_group_messages_per_min)
+    pacer = Pacer(
+        settings.telegram_max_messages_per_s,
+        settings.telegram_chat_messages_per_s,
+        settings.telegram_group_messages_per_min,
+    )
     app.bot_data.services = Services(
         engine=core.engine,
         userdata=core.userdata,

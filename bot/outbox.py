@@ -126,8 +126,10 @@ class Outbox:
             log.debug("draft update failed: %s", exc)
         return True
 
-    async def send(self, target: Target, chunk: Chunk, *, reply: bool = True) -> int:
-        """Deliver a message; return its id."""
+    async def send(
+        self, target: Target, chunk: Chunk, *, reply: bool = True, final: bool = True
+    ) -> int | None:
+        """Send a message and return its id; a preview may be skipped (None)."""
         reply_parameters = (
             ReplyParameters(target.reply_to, allow_sending_without_reply=True)
             if reply and target.reply_to is not None
@@ -144,8 +146,9 @@ class Outbox:
                 link_preview_options=None,
             )
 
-        message = await self._deliver(target, chunk, call)
-        return message.message_id if message is not None else 0
+        deliver = self._deliver if final else self._preview
+        message = await deliver(target, chunk, call)
+        return message.message_id if message is not None else None
 
     async def edit(self, target: Target, message_id: int, chunk: Chunk, *, final: bool) -> None:
         """Replace a message's text; previews give up quietly, finals are delivered."""
@@ -156,24 +159,36 @@ class Outbox:
             )
             return True
 
-        if not final:
-            if self.cooling(target.chat_id) or not await self._pacer.preview(target.chat_id):
-                return
+        deliver = self._deliver if final else self._preview
+        await deliver(target, chunk, call)
+
+    async def _preview(
+        self,
+        target: Target,
+        chunk: Chunk,
+        call: Callable[[Sequence[MessageEntity] | None, str], Awaitable[T]],
+    ) -> T | None:
+        """Best effort: skipped when the chat is cooling down or its budget has no room."""
+        if self.cooling(target.chat_id) or not await self._pacer.preview(target.chat_id):
+            return None
+        entities = _entities(chunk)
+        for _ in range(2):
             try:
-                await call(_entities(chunk), chunk.text)
+                return await call(entities, chunk.text)
             except RetryAfter as exc:
                 self._cool(target.chat_id, retry_after_seconds(exc))
             except Forbidden as exc:
                 raise self._unavailable(target, exc) from exc
             except BadRequest as exc:
-                if _is(exc, "parse entities"):
-                    await self.edit(target, message_id, Chunk(chunk.text, ()), final=False)
-                elif not _is(exc, "not modified"):
-                    log.info("preview edit refused: %s", exc.message)
+                if entities is not None and _is(exc, "parse entities", "entity"):
+                    entities = None
+                    continue
+                if not _is(exc, "not modified"):
+                    log.info("preview refused: %s", exc.message)
             except NetworkError as exc:
-                log.debug("preview edit failed: %s", exc)
-            return
-        await self._deliver(target, chunk, call)
+                log.debug("preview failed: %s", exc)
+            return None
+        return None
 
     async def delete(self, target: Target, message_id: int) -> None:
         try:

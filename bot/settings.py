@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org"
     telegram_drafts: bool = True
     telegram_max_messages_per_s: float = Field(30.0, ge=0)
+    telegram_chat_messages_per_s: float = Field(1.0, ge=0)
     telegram_group_messages_per_min: float = Field(20.0, ge=0)
 
     llm_base_url: str

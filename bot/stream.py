@@ -177,7 +177,9 @@ class ReplyStream:
     async def _deliver(self, chunks: list[Chunk]) -> None:
         if self._use_draft or not self._message_ids:
             for i, chunk in enumerate(chunks):
-                self._message_ids.append(await self.outbox.send(self.target, chunk, reply=i == 0))
+                message_id = await self.outbox.send(self.target, chunk, reply=i == 0)
+                if message_id is not None:
+                    self._message_ids.append(message_id)
             return
         await self._sync(chunks, final=True)
 
@@ -186,9 +188,11 @@ class ReplyStream:
         for i, chunk in enumerate(chunks):
             if i < len(self._message_ids):
                 await self.outbox.edit(self.target, self._message_ids[i], chunk, final=final)
-            else:
-                message_id = await self.outbox.send(self.target, chunk, reply=i == 0)
-                self._message_ids.append(message_id)
+                continue
+            message_id = await self.outbox.send(self.target, chunk, reply=i == 0, final=final)
+            if message_id is None:
+                return  # a preview with no room in the budget: the next one catches up
+            self._message_ids.append(message_id)
         if final:
             for message_id in self._message_ids[len(chunks) :]:
                 await self.outbox.delete(self.target, message_id)

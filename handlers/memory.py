@@ -28,7 +28,8 @@ def _describe(conversation: StoredConversation) -> str:
     if conversation.last_active is not None:
         day = datetime.fromtimestamp(conversation.last_active, UTC).strftime("%Y-%m-%d")
         when = f", last on {day}"
-    return f"{place}: {conversation.turns} messages{when}"
+    plural = "" if conversation.turns == 1 else "s"
+    return f"{place}: {conversation.turns} exchange{plural}{when}"
 
 
 def memory_listing(facts: list[Fact], conversations: list[StoredConversation]) -> str:

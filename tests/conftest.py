@@ -101,6 +101,9 @@ def make_settings(
             "llm_stall_timeout_s": 3,
             "stream_draft_interval_s": 0.05,
             "stream_edit_interval_s": 0.05,
+            # Per-chat pacing (about one message a second) would make most tests wait; the
+            # tests of pacing itself switch it back on.
+            "telegram_chat_messages_per_s": 0,
             "data_dir": tmp_path,
             "_env_file": None,
         }

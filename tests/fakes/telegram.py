@@ -311,6 +311,8 @@ class FakeTelegram:
         self.strict_chats = strict_chats
         # getMe's privacy-mode flag; False means the bot only sees commands, mentions and replies.
         self.can_read_all_group_messages = False
+        # chat id -> ids of its administrators (getChatMember answers "member" for the rest)
+        self.admins: dict[int, set[int]] = {}
 
         self.calls: list[Call] = []
         self.rate_limited = 0
@@ -377,6 +379,7 @@ class FakeTelegram:
                 ("setMessageReaction", self._set_message_reaction),
                 ("answerCallbackQuery", self._answer_callback_query),
                 ("getChat", self._get_chat),
+                ("getChatMember", self._get_chat_member),
                 ("getFile", self._get_file),
             )
         }
@@ -1220,6 +1223,29 @@ class FakeTelegram:
             raise _bad("query is too old and response timeout expired or query ID is invalid")
         self.callback_answers[query_id] = params
         return True
+
+    async def _get_chat_member(self, params: JSONDict) -> JSONDict:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        user = self._users.get((chat_id, user_id), {"id": user_id, "is_bot": False})
+        user = {"first_name": "User", **user}
+        if user_id in self.admins.get(chat_id, set()):
+            return {
+                "status": "administrator",
+                "user": user,
+                "can_be_edited": False,
+                "is_anonymous": False,
+                "can_manage_chat": True,
+                "can_delete_messages": True,
+                "can_manage_video_chats": True,
+                "can_restrict_members": True,
+                "can_promote_members": False,
+                "can_change_info": True,
+                "can_invite_users": True,
+                "can_post_stories": False,
+                "can_edit_stories": False,
+                "can_delete_stories": False,
+            }
+        return {"status": "member", "user": user}
 
     async def _get_chat(self, params: JSONDict) -> JSONDict:
         chat = self._target_chat(params, sending=False)
