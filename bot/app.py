@@ -18,6 +18,7 @@ from telegram import (
 )
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.request import HTTPXRequest
 
 import handlers
 from bot import texts
@@ -33,12 +34,14 @@ from bot.services import BotData, Services
 from bot.settings import Settings
 from bot.stream import DraftSupport, StreamConfig
 from bot.summarizer import Summarizer
+from bot.tgbot import TolerantBot
 from bot.userdata import UserData
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+# Edits are not asked for: the answer to the original message stands (see README).
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 BotApp = Application[Any, Context, Any, Any, BotData, Any]
 
 
@@ -107,16 +110,18 @@ async def open_core(settings: Settings, bot_name: str) -> Core:
 
 def build_application(settings: Settings) -> BotApp:
     base = settings.telegram_api_base_url
+    bot = TolerantBot(
+        settings.require_telegram_token(),
+        base_url=f"{base}/bot",
+        base_file_url=f"{base}/file/bot",
+        request=HTTPXRequest(connection_pool_size=512, pool_timeout=30),
+        get_updates_request=HTTPXRequest(read_timeout=10),
+    )
     app: BotApp = (
         ApplicationBuilder()
-        .token(settings.require_telegram_token())
-        .base_url(f"{base}/bot")
-        .base_file_url(f"{base}/file/bot")
+        .bot(bot)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
         .concurrent_updates(settings.max_concurrent_updates)
-        .connection_pool_size(512)
-        .pool_timeout(30)
-        .get_updates_read_timeout(40)
         .build()
     )
     handlers.register(app)

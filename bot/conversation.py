@@ -113,6 +113,18 @@ def build_messages(system: str, turns: Sequence[Turn], user_text: str) -> list[d
     return messages
 
 
+# C0/C1 control characters other than tab and newline, and format characters that render as
+# nothing (zero-width spaces and joiners, direction marks): they carry no meaning for the model.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\s]")
+
+
+def clean_input(text: str) -> str:
+    """The user's text without control characters; empty when nothing visible is left."""
+    cleaned = _CONTROL.sub("", text).strip()
+    return cleaned if _INVISIBLE.sub("", cleaned) else ""
+
+
 def is_idle(last_active: float | None, now: float, idle_minutes: float) -> bool:
     """True when the conversation has been quiet long enough to start afresh (0 = never)."""
     if last_active is None or idle_minutes <= 0:

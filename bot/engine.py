@@ -20,6 +20,7 @@ from bot.conversation import (
     TokenEstimator,
     Turn,
     build_messages,
+    clean_input,
     compose_system,
     history_tokens,
     is_idle,
@@ -129,7 +130,7 @@ class Engine:
 
     async def answer(self, incoming: Incoming, sink: Sink) -> None:
         """Answer one message, after any earlier message of the same conversation."""
-        text = incoming.text.strip()
+        text = clean_input(incoming.text)
         if not text:
             await sink.fail(EMPTY_INPUT)
             return
@@ -305,6 +306,8 @@ class Engine:
                 fresh=request.fresh,
                 title=request.incoming.title,
             )
+            if not request.key.private and request.loaded.last_active is None:
+                await self._memory.add_group_member(request.key.chat_id, request.key.user_id)
         except MemoryUnavailable:
             log.warning("turn not saved for %s: memory unavailable", request.key.scope)
             return

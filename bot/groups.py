@@ -80,3 +80,10 @@ class Groups:
             await self._memory.log_group_line(chat_id, thread_id, line, self.context_messages)
         except MemoryUnavailable:
             log.info("group message not kept for context: memory unavailable")
+
+    async def migrated(self, old: int, new: int) -> None:
+        """The group became a supergroup: its memory and settings move to the new id."""
+        moved = await self._memory.migrate_group(old, new)
+        self._cache.pop(old, None)
+        self._cache.pop(new, None)
+        log.info("group %s migrated to %s; %d conversations moved", old, new, moved)

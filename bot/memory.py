@@ -10,6 +10,10 @@ Cluster keeps them on one slot and multi-key transactions stay legal:
     {p}:{u<id>}:keys        set: every key above that exists, so "forget everything" needs no SCAN
     {p}:{g<chat>}:settings  hash: a group's own settings (context, triggers)
     {p}:{g<chat>}:log:<t>   list: the group topic's recent visible messages (shared context only)
+    {p}:{u<id>}:rate        sorted set: times of the user's recent requests (rate limit)
+    {p}:{u<id>}:quota       hash: day, used (tokens charged today, daily quota)
+    {p}:kb:index            hash: version, blob (the built knowledge base; no TTL)
+    {p}:{g<chat>}:members   set: users with a conversation in the group (to follow a migration)
 
 A scope is `p` for the private chat, `g<chat_id>t<thread_id>` for one group topic. Every write
 renews the TTLs. A message costs one pipelined read and one MULTI/EXEC write.
@@ -114,6 +118,16 @@ class Keys:
     def index(self, user_id: int) -> str:
         return f"{self.user(user_id)}:keys"
 
+    # Limits live outside the key index on purpose: "forget everything" must not reset a quota.
+    def rate(self, user_id: int) -> str:
+        return f"{self.user(user_id)}:rate"
+
+    def quota(self, user_id: int) -> str:
+        return f"{self.user(user_id)}:quota"
+
+    def knowledge(self) -> str:
+        return f"{self.prefix}:kb:index"
+
     def group(self, chat_id: int) -> str:
         return f"{self.prefix}:{{g{chat_id}}}"
 
@@ -122,6 +136,9 @@ class Keys:
 
     def group_log(self, chat_id: int, thread_id: int | None) -> str:
         return f"{self.group(chat_id)}:log:{thread_id or 0}"
+
+    def group_members(self, chat_id: int) -> str:
+        return f"{self.group(chat_id)}:members"
 
 
 def _json(record: dict[str, Any]) -> bytes:
@@ -424,3 +441,47 @@ class Memory:
                 await pipe.execute()
 
         await self._call("log group line", write)
+
+    async def add_group_member(self, chat_id: int, user_id: int) -> None:
+        """Note that `user_id` has a conversation in the group (its first turn there)."""
+        name = self._keys.group_members(chat_id)
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.sadd(name, str(user_id))
+                pipe.expire(name, self._ttl)
+                await pipe.execute()
+
+        await self._call("add group member", write)
+
+    async def migrate_group(self, old: int, new: int) -> int:
+        """A group became a supergroup with a new id: its conversations and settings follow.
+
+        Off the hot path and rare, so clarity wins over round trips. Groups that migrate have
+        no forum topics, so each member's conversation is the `t0` scope. Returns the number
+        of members moved.
+        """
+        keys = self._keys
+
+        async def move() -> int:
+            members = [int(m) for m in await self._redis.smembers(keys.group_members(old))]
+            for user in members:
+                before, after = ConversationKey(user, old), ConversationKey(user, new)
+                for name in (keys.history, keys.pending, keys.meta):
+                    if await self._redis.exists(name(before)):
+                        await self._redis.rename(name(before), name(after))
+                        await self._redis.srem(keys.index(user), name(before))
+                        await self._redis.sadd(keys.index(user), name(after))
+                await self._redis.sadd(keys.group_members(new), str(user))
+            settings = await self._redis.hgetall(keys.group_settings(old))
+            if settings:
+                await self._redis.hset(keys.group_settings(new), mapping=dict[Any, Any](settings))
+            lines = await self._redis.lrange(keys.group_log(old, None), 0, -1)
+            if lines:
+                await self._redis.rpush(keys.group_log(new, None), *lines)
+            await self._redis.delete(
+                keys.group_members(old), keys.group_settings(old), keys.group_log(old, None)
+            )
+            return len(members)
+
+        return await self._call("migrate group", move)

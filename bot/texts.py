@@ -92,3 +92,8 @@ SETTINGS_USAGE = (
     "/settings context on|off: use the group's recent messages as shared context\n"
     "/settings triggers word1, word2: words that call me without a mention (off: none)"
 )
+STALE_BUTTON = "This button has expired."
+
+
+def no_such_fact(number: str) -> str:
+    return f"There is no fact number {number}. /memory lists them."

@@ -40,6 +40,8 @@ def table() -> list[BaseHandler[Any, Any, Any]]:
         MessageHandler(
             GROUPS & (filters.TEXT | filters.CAPTION) & ~filters.COMMAND, messages.group_message
         ),
+        MessageHandler(filters.StatusUpdate.MIGRATE, messages.migrated),
+        CallbackQueryHandler(messages.stale_button),
     ]
 
 

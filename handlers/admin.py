@@ -34,10 +34,10 @@ async def settings(update: Update, context: Context) -> None:
     """Show or change this group's settings (admins only)."""
     here = where(update)
     if here.private:
-        await replying.say(update, "/settings is for group admins, inside their group.")
+        await replying.say(update, context, "/settings is for group admins, inside their group.")
         return
     if not await is_admin(update, context):
-        await replying.say(update, texts.SETTINGS_ADMINS_ONLY)
+        await replying.say(update, context, texts.SETTINGS_ADMINS_ONLY)
         return
     message = update.effective_message
     words = (message.text or "").split(maxsplit=2) if message is not None else []
@@ -52,6 +52,6 @@ async def settings(update: Update, context: Context) -> None:
         else:
             policy = await groups.policy(chat_id)
     except MemoryUnavailable:
-        await replying.say(update, texts.MEMORY_DOWN)
+        await replying.say(update, context, texts.MEMORY_DOWN)
         return
-    await replying.say(update, _describe(policy))
+    await replying.say(update, context, _describe(policy))

@@ -13,17 +13,19 @@ from handlers.context import Context, where
 
 async def start(update: Update, context: Context) -> None:
     """Greet the user and say what the bot does."""
-    await replying.say(update, texts.greeting(where(update).user_name, context.services.bot_name))
+    await replying.say(
+        update, context, texts.greeting(where(update).user_name, context.services.bot_name)
+    )
 
 
 async def help_(update: Update, context: Context) -> None:
     """Explain the commands (in groups: how to address the bot, what privacy mode changes)."""
     if where(update).private:
-        await replying.say(update, texts.HELP)
+        await replying.say(update, context, texts.HELP)
         return
     me = context.bot.bot
     privacy_mode = not me.can_read_all_group_messages
-    await replying.say(update, texts.group_help(me.username or "", privacy_mode))
+    await replying.say(update, context, texts.group_help(me.username or "", privacy_mode))
 
 
 async def ask(update: Update, context: Context) -> None:
@@ -34,7 +36,7 @@ async def ask(update: Update, context: Context) -> None:
     parts = message.text.split(maxsplit=1)
     question = parts[1] if len(parts) > 1 else ""
     if not question.strip():
-        await replying.say(update, texts.ADDRESS_ME)
+        await replying.say(update, context, texts.ADDRESS_ME)
         return
     bot_id = context.bot.bot.id
     await replying.answer(update, context, with_quote(message, question, bot_id=bot_id))
@@ -45,9 +47,9 @@ async def new(update: Update, context: Context) -> None:
     try:
         await context.services.engine.reset(where(update).key)
     except MemoryUnavailable:
-        await replying.say(update, texts.MEMORY_DOWN_RESET)
+        await replying.say(update, context, texts.MEMORY_DOWN_RESET)
         return
-    await replying.say(update, texts.RESET_DONE)
+    await replying.say(update, context, texts.RESET_DONE)
 
 
 async def retry(update: Update, context: Context) -> None:
@@ -58,4 +60,4 @@ async def retry(update: Update, context: Context) -> None:
 async def stop(update: Update, context: Context) -> None:
     """Cancel the answer being generated; the partial answer says it was stopped."""
     if not context.services.engine.stop(where(update).key):
-        await replying.say(update, "Nothing is being generated right now.")
+        await replying.say(update, context, "Nothing is being generated right now.")

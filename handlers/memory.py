@@ -46,41 +46,41 @@ async def remember(update: Update, context: Context) -> None:
     """Store a fact the user asks the bot to remember."""
     here = where(update)
     if not here.private:
-        await replying.say(update, texts.PRIVATE_ONLY)
+        await replying.say(update, context, texts.PRIVATE_ONLY)
         return
     fact = _arguments(update)
     if not fact:
-        await replying.say(update, texts.REMEMBER_USAGE)
+        await replying.say(update, context, texts.REMEMBER_USAGE)
         return
     try:
         count = await context.services.userdata.remember(here.key.user_id, fact)
     except MemoryUnavailable:
-        await replying.say(update, texts.REMEMBER_FAILED)
+        await replying.say(update, context, texts.REMEMBER_FAILED)
         return
-    await replying.say(update, texts.remembered(fact, count))
+    await replying.say(update, context, texts.remembered(fact, count))
 
 
 async def memory(update: Update, context: Context) -> None:
     """List the user's facts and stored conversations."""
     here = where(update)
     if not here.private:
-        await replying.say(update, texts.PRIVATE_ONLY)
+        await replying.say(update, context, texts.PRIVATE_ONLY)
         return
     userdata = context.services.userdata
     try:
         facts = await userdata.facts(here.key.user_id)
         conversations = await userdata.conversations(here.key.user_id)
     except MemoryUnavailable:
-        await replying.say(update, texts.MEMORY_DOWN)
+        await replying.say(update, context, texts.MEMORY_DOWN)
         return
-    await replying.say(update, memory_listing(facts, conversations))
+    await replying.say(update, context, memory_listing(facts, conversations))
 
 
 async def forget(update: Update, context: Context) -> None:
     """/forget <n> deletes one fact; /forget all asks for confirmation first."""
     here = where(update)
     if not here.private:
-        await replying.say(update, texts.PRIVATE_ONLY)
+        await replying.say(update, context, texts.PRIVATE_ONLY)
         return
     argument = _arguments(update).lower()
     message = update.effective_message
@@ -96,17 +96,19 @@ async def forget(update: Update, context: Context) -> None:
         await message.reply_text(texts.FORGET_ALL_CONFIRM, reply_markup=buttons)
         return
     if not argument.isdigit():
-        await replying.say(update, texts.FORGET_USAGE)
+        await replying.say(update, context, texts.FORGET_USAGE)
         return
     try:
         fact = await context.services.userdata.forget_fact(here.key.user_id, int(argument))
     except MemoryUnavailable:
-        await replying.say(update, texts.MEMORY_DOWN)
+        await replying.say(update, context, texts.MEMORY_DOWN)
         return
     if fact is None:
-        await replying.say(update, f"There is no fact number {argument}. /memory lists them.")
+        await replying.say(
+            update, context, f"There is no fact number {argument}. /memory lists them."
+        )
     else:
-        await replying.say(update, f"Forgotten: {fact.text}")
+        await replying.say(update, context, f"Forgotten: {fact.text}")
 
 
 async def forget_all_button(update: Update, context: Context) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram import Update
 
 from bot import texts
+from bot.errors import MemoryUnavailable
 from handlers import replying
 from handlers.addressing import question_for_bot, with_quote
 from handlers.context import Context, where
+
+log = logging.getLogger(__name__)
 
 
 async def private_text(update: Update, context: Context) -> None:
@@ -20,7 +25,8 @@ async def private_text(update: Update, context: Context) -> None:
 async def group_message(update: Update, context: Context) -> None:
     """Answer when addressed; otherwise just keep the message for shared context (if on)."""
     message = update.effective_message
-    if message is None or message.from_user is None:
+    # Channel posts copied into their discussion group are not people talking to the bot.
+    if message is None or message.from_user is None or message.is_automatic_forward:
         return
     here = where(update)
     groups = context.services.groups
@@ -34,16 +40,32 @@ async def group_message(update: Update, context: Context) -> None:
         await groups.observe(here.key.chat_id, here.key.thread_id, here.user_name, text)
         return
     if not question:
-        await replying.say(update, texts.ADDRESS_ME)
+        await replying.say(update, context, texts.ADDRESS_ME)
         return
     await replying.answer(update, context, with_quote(message, question, bot_id=me.id))
 
 
 async def unsupported(update: Update, context: Context) -> None:
     """Say what the bot can read when it gets something else (sticker, photo, voice...)."""
-    await replying.say(update, texts.UNSUPPORTED)
+    await replying.say(update, context, texts.UNSUPPORTED)
 
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Point to /help for commands the bot does not have."""
-    await replying.say(update, texts.UNKNOWN_COMMAND)
+    await replying.say(update, context, texts.UNKNOWN_COMMAND)
+
+
+async def migrated(update: Update, context: Context) -> None:
+    """A group became a supergroup: memory follows the new chat id."""
+    message = update.effective_message
+    if message is not None and message.migrate_to_chat_id is not None:
+        try:
+            await context.services.groups.migrated(message.chat.id, message.migrate_to_chat_id)
+        except MemoryUnavailable:
+            log.warning("group migration not applied: memory unavailable")
+
+
+async def stale_button(update: Update, context: Context) -> None:
+    """Any button press no handler claims: an old or forged button. Stop the spinner politely."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(texts.STALE_BUTTON)

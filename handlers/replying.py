@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram import Update
 
 from bot.engine import Incoming
+from bot.errors import ChatUnavailable
+from bot.render import Chunk
 from handlers.context import Context, where
+
+log = logging.getLogger(__name__)
 
 
 async def answer(update: Update, context: Context, question: str) -> None:
@@ -31,9 +37,9 @@ async def retry(update: Update, context: Context) -> None:
     await services.engine.retry(incoming, services.reply_stream(here.target))
 
 
-async def say(update: Update, text: str) -> None:
-    """A short plain reply from the bot itself (not the model)."""
-    message = update.effective_message
-    if message is not None:
-        private = message.chat.type == message.chat.PRIVATE
-        await message.reply_text(text, do_quote=not private)
+async def say(update: Update, context: Context, text: str) -> None:
+    """A short plain reply from the bot itself (not the model), paced like every send."""
+    try:
+        await context.services.outbox.send(where(update).target, Chunk(text, ()))
+    except ChatUnavailable as exc:
+        log.info("notice not delivered: %s", exc)

@@ -247,3 +247,28 @@ async def test_group_replies_stay_within_telegrams_limits(
         assert all(m.text.startswith("w0 w1") for m in messages)
         assert len({m.reply_to_message_id for m in messages}) == 4
         assert tg.chat(GROUP).drafts == []
+
+
+async def test_memory_follows_a_group_that_became_a_supergroup(
+    tg: FakeTelegram, llm: FakeLLM, bot: BotApp
+) -> None:
+    old, new = -4001, -1004001
+    llm.responder = echo
+    tg.send_text(old, f"{BOT} remember the code word pineapple", user_id=ANN)
+    await tg.wait_messages(old, 1)
+    await tg.wait_idle(quiet=0.2)
+    tg.push_update(
+        {
+            "message": {
+                "message_id": 900,
+                "date": 1,
+                "chat": {"id": old, "type": "group", "title": "G"},
+                "from": {"id": ANN, "is_bot": False, "first_name": "Ann"},
+                "migrate_to_chat_id": new,
+            }
+        }
+    )
+    await tg.wait_idle(quiet=0.3)
+    tg.send_text(new, f"{BOT} what was the code word?", user_id=ANN)
+    await tg.wait_messages(new, 1)
+    assert "pineapple" in json.dumps(chat_prompts(llm)[-1])
