@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -81,12 +83,7 @@ async def open_core(settings: Settings, bot_name: str) -> Core:
     memory = Memory.from_url(
         redis.url, settings.redis_key_prefix, int(settings.memory_ttl_days * 86400)
     )
-    try:
-        log.info("memory: %s, redis %s", redis.description, await memory.ping())
-    except MemoryUnavailable:
-        log.warning(
-            "memory: %s does not answer; answering without memory until it does", redis.description
-        )
+    await _wait_for_redis(memory, redis.description, settings.redis_wait_s)
     llm = LLMClient(llm_config(settings))
     try:
         log.info("model: %s at %s", await llm.model(), settings.llm_base_url)
@@ -106,6 +103,30 @@ async def open_core(settings: Settings, bot_name: str) -> Core:
     defaults = GroupPolicy(settings.group_context == "shared", settings.trigger_words())
     groups = Groups(memory, defaults, settings.group_context_messages)
     return Core(engine, UserData(memory), groups, llm, memory, summarizer, redis)
+
+
+async def _wait_for_redis(memory: Memory, where: str, patience_s: float) -> None:
+    """Give Redis a while to come up (it often starts alongside the bot), then go on without."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.5
+    for attempt in itertools.count(1):
+        try:
+            log.info("memory: %s, redis %s", where, await memory.ping())
+            return
+        except MemoryUnavailable:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning(
+                    "memory: %s does not answer; answering without memory until it does "
+                    "(check REDIS_URL, or run `telellama doctor`)",
+                    where,
+                )
+                return
+            log.warning(
+                "waiting for Redis (%s), attempt %d; retrying in %.1fs", where, attempt, delay
+            )
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
 
 
 def build_application(settings: Settings) -> BotApp:

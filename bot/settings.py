@@ -7,8 +7,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
@@ -30,9 +37,15 @@ _HINTS = {
     "SYSTEM_PROMPT_FILE": "point SYSTEM_PROMPT_FILE at a readable UTF-8 text file, or unset it",
     "REDIS_URL": "use redis://host:6379/0, rediss://... or unix:///path/to/redis.sock",
     "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR",
+    "KNOWLEDGE_DIR": "point KNOWLEDGE_DIR at a folder of .md, .txt and .pdf files, or unset it",
+    "ALLOWED_USER_IDS": "list numeric Telegram user ids separated by commas, e.g. 12345,67890",
+    "ALLOWED_CHAT_IDS": "list numeric chat ids separated by commas, e.g. -1001234567890",
+    "ADMIN_USER_IDS": "list numeric Telegram user ids separated by commas, e.g. 12345",
 }
 
 PositiveFloat = Annotated[float, Field(gt=0)]
+# Comma-separated numbers in the environment ("123, -100456"), not JSON.
+IdList = Annotated[tuple[int, ...], NoDecode]
 
 
 def _is_http_url(value: str) -> bool:
@@ -65,6 +78,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10)
 
     redis_url: str | None = None
+    redis_wait_s: float = Field(30.0, ge=0)
     redis_key_prefix: str = Field("tl", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     memory_ttl_days: PositiveFloat = 30.0
     conversation_idle_minutes: float = Field(240.0, ge=0)
@@ -78,6 +92,20 @@ class Settings(BaseSettings):
     system_prompt: str | None = None
     system_prompt_file: Path | None = None
     max_input_chars: int = Field(8000, ge=100)
+
+    knowledge_dir: Path | None = None
+    knowledge_top_k: int = Field(4, ge=1, le=20)
+    knowledge_min_score: float = Field(0.5, ge=0)
+    knowledge_min_similarity: float = Field(0.5, ge=-1, le=1)
+    knowledge_strict: bool = False
+    knowledge_check_s: PositiveFloat = 60.0
+    embeddings_model: str = ""
+
+    allowed_user_ids: IdList = ()
+    allowed_chat_ids: IdList = ()
+    admin_user_ids: IdList = ()
+    rate_limit_per_minute: int = Field(0, ge=0)
+    daily_token_quota: int = Field(0, ge=0)
 
     stream_draft_interval_s: PositiveFloat = 0.4
     stream_edit_interval_s: PositiveFloat = 1.0
@@ -123,6 +151,33 @@ class Settings(BaseSettings):
                 value.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ValueError(f"cannot read {str(value)!r}: {exc}") from None
+        return value
+
+    @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
+    @classmethod
+    def _id_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        ids = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            try:
+                ids.append(int(part))
+            except ValueError:
+                raise ValueError(f"{part!r} is not a numeric Telegram id") from None
+        return tuple(ids)
+
+    @field_validator("knowledge_dir")
+    @classmethod
+    def _folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{str(value)!r} is not a folder")
+        return value
+
+    @field_validator("knowledge_strict")
+    @classmethod
+    def _strict_needs_knowledge(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("knowledge_dir") is None and "knowledge_dir" in info.data:
+            raise ValueError("is on without a knowledge base: set KNOWLEDGE_DIR, or turn it off")
         return value
 
     @model_validator(mode="after")
