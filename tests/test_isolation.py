@@ -84,9 +84,9 @@ async def test_no_prompt_carries_anyone_elses_data(
             continue
         asker = SECRET.search(prompt[-1]["content"])
         assert asker is not None
-        owner, where, topic = asker.groups()
+        owner, where, thread = asker.groups()
         everything = " ".join(str(m["content"]) for m in prompt)
         for found in SECRET.finditer(everything):
-            assert found.groups() == (owner, where, topic), f"leak into {asker.group(0)}"
+            assert found.groups() == (owner, where, thread), f"leak into {asker.group(0)}"
         for fact in FACT.finditer(everything):
             assert fact.group(1) == owner and where == owner, "facts stay in their owner's chat"
