@@ -1,4 +1,4 @@
-"""Command line: `telellama run | doctor | chat` (also `python -m bot ...`)."""
+"""Command line: `telellama run | doctor | chat | kb` (also `python -m bot ...`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bot import logs
 from bot.app import serve
 from bot.doctor import doctor
 from bot.errors import ConfigError
+from bot.kbcli import kb
 from bot.settings import Settings, load_settings
 from bot.terminal import chat
 
@@ -22,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the bot (long polling); the default")
     commands.add_parser("doctor", help="check settings, Redis, the model endpoint and the token")
     commands.add_parser("chat", help="talk to the model in this terminal, with the same memory")
+    knowledge = commands.add_parser("kb", help="the knowledge base (KNOWLEDGE_DIR)")
+    actions = knowledge.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="index the folder (if it changed) and store it")
+    build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    search = actions.add_parser("search", help="show the chunks a question retrieves")
+    search.add_argument("query", help="the question, in quotes")
     return parser
 
 
@@ -44,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         if command == "chat":
             asyncio.run(chat(settings))
             return 0
+        if command == "kb":
+            query = getattr(args, "query", "")
+            return asyncio.run(
+                kb(settings, args.action, query, force=getattr(args, "force", False))
+            )
         settings.require_telegram_token()
         asyncio.run(serve(settings))
         return 0

@@ -23,10 +23,14 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes
 from telegram.request import HTTPXRequest
 
 import handlers
-from bot import texts
+from bot import health, logs, texts
+from bot.access import AccessPolicy
 from bot.engine import Engine, EngineConfig
 from bot.errors import LLMError, MemoryUnavailable
+from bot.gate import Gate
 from bot.groups import GroupPolicy, Groups
+from bot.knowledge import Knowledge, KnowledgeConfig
+from bot.limits import Limits, LimitsConfig
 from bot.llm import LLMClient, LLMConfig
 from bot.localredis import RedisChoice, choose
 from bot.memory import Memory
@@ -37,6 +41,7 @@ from bot.settings import Settings
 from bot.stream import DraftSupport, StreamConfig
 from bot.summarizer import Summarizer
 from bot.tgbot import TolerantBot
+from bot.updates import UpdateTracker, drain
 from bot.userdata import UserData
 from handlers.context import Context
 
@@ -58,8 +63,11 @@ class Core:
     memory: Memory
     summarizer: Summarizer
     redis: RedisChoice
+    knowledge: Knowledge | None = None
 
     async def close(self) -> None:
+        if self.knowledge is not None:
+            await self.knowledge.close()
         await self.summarizer.close()
         await self.llm.close()
         await self.memory.close()
@@ -78,7 +86,7 @@ def llm_config(settings: Settings) -> LLMConfig:
     )
 
 
-async def open_core(settings: Settings, bot_name: str) -> Core:
+async def open_core(settings: Settings, bot_name: str, *, watch_knowledge: bool = True) -> Core:
     redis = await choose(settings.redis_url, settings.data_dir)
     memory = Memory.from_url(
         redis.url, settings.redis_key_prefix, int(settings.memory_ttl_days * 86400)
@@ -99,10 +107,43 @@ async def open_core(settings: Settings, bot_name: str) -> Core:
         facts_in_groups=settings.memory_facts_in_groups,
     )
     summarizer = Summarizer(llm, memory, settings.summary_max_tokens)
-    engine = Engine(config, llm, memory, summarizer)
+    gate, knowledge = await open_gate(settings, memory, llm, watch=watch_knowledge)
+    engine = Engine(config, llm, memory, summarizer, gate)
     defaults = GroupPolicy(settings.group_context == "shared", settings.trigger_words())
     groups = Groups(memory, defaults, settings.group_context_messages)
-    return Core(engine, UserData(memory), groups, llm, memory, summarizer, redis)
+    return Core(engine, UserData(memory), groups, llm, memory, summarizer, redis, knowledge)
+
+
+async def open_gate(
+    settings: Settings, memory: Memory, llm: LLMClient, *, watch: bool = True
+) -> tuple[Gate, Knowledge | None]:
+    """Access lists, limits and the knowledge base (indexed before the first message, then
+    watched for changes; without `watch`, left for the caller to refresh)."""
+    access = AccessPolicy.of(
+        settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_user_ids
+    )
+    limits = LimitsConfig(settings.rate_limit_per_minute, settings.daily_token_quota, access.admins)
+    knowledge = None
+    if settings.knowledge_dir is not None:
+        knowledge = Knowledge(knowledge_config(settings), memory, llm)
+        if watch:
+            await knowledge.start()
+    return Gate(access, Limits(limits, memory), knowledge), knowledge
+
+
+def knowledge_config(settings: Settings) -> KnowledgeConfig:
+    assert settings.knowledge_dir is not None
+    return KnowledgeConfig(
+        root=settings.knowledge_dir,
+        top_k=settings.knowledge_top_k,
+        min_score=settings.knowledge_min_score,
+        min_similarity=settings.knowledge_min_similarity,
+        check_s=settings.knowledge_check_s,
+        embeddings_model=settings.embeddings_model,
+        strict=settings.knowledge_strict,
+        # About a quarter of the context window (at ~3.5 characters a token).
+        max_chars=settings.llm_context_tokens * 7 // 8,
+    )
 
 
 async def _wait_for_redis(memory: Memory, where: str, patience_s: float) -> None:
@@ -142,7 +183,7 @@ def build_application(settings: Settings) -> BotApp:
         ApplicationBuilder()
         .bot(bot)
         .context_types(ContextTypes(context=Context, bot_data=BotData))
-        .concurrent_updates(settings.max_concurrent_updates)
+        .concurrent_updates(UpdateTracker(settings.max_concurrent_updates))
         .build()
     )
     handlers.register(app)
@@ -190,8 +231,9 @@ async def _register_commands(app: BotApp) -> None:
 @contextlib.asynccontextmanager
 async def running(app: BotApp, settings: Settings, poll_timeout: int = 30) -> AsyncIterator[BotApp]:
     """The bot polling for updates until the block exits; everything closed afterwards."""
-    async with app:
+    async with app, health.serving(settings.metrics_address()) as server:
         core = await _start_services(app, settings)
+        server.watch(core.memory, core.llm, core.engine)
         try:
             assert app.updater is not None
             await app.updater.start_polling(
@@ -202,14 +244,17 @@ async def running(app: BotApp, settings: Settings, poll_timeout: int = 30) -> As
             try:
                 yield app
             finally:
+                server.draining()
                 await app.updater.stop()
+                await drain(app, settings.shutdown_grace_s)
                 await app.stop()
         finally:
             await core.close()
 
 
 async def serve(settings: Settings) -> None:
-    """Run until SIGINT or SIGTERM."""
+    """Run until SIGINT or SIGTERM; answers in progress then get SHUTDOWN_GRACE_S to finish."""
+    logs.use_format(settings.log_format)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

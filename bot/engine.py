@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from bot import texts
+from bot import metrics, texts
 from bot.conversation import (
     Budget,
     Packed,
@@ -35,6 +35,7 @@ from bot.errors import (
     MemoryUnavailable,
     PromptTooLong,
 )
+from bot.gate import Gate, tokens_spent
 from bot.groups import format_context
 from bot.llm import Answer, LLMClient
 from bot.memory import ConversationKey, Fact, Loaded, Memory
@@ -101,6 +102,8 @@ class _Request:
     memory_ok: bool
     replace_last: bool = False
     fresh: bool = False
+    # Knowledge-base excerpts for the prompt (bot.knowledge); not stored with the turn.
+    knowledge: str = ""
 
     @property
     def key(self) -> ConversationKey:
@@ -113,12 +116,18 @@ class _Request:
 
 class Engine:
     def __init__(
-        self, config: EngineConfig, llm: LLMClient, memory: Memory, summarizer: Summarizer
+        self,
+        config: EngineConfig,
+        llm: LLMClient,
+        memory: Memory,
+        summarizer: Summarizer,
+        gate: Gate | None = None,
     ) -> None:
         self._config = config
         self._llm = llm
         self._memory = memory
         self._summarizer = summarizer
+        self._gate = gate or Gate()
         self._locks = KeyedLocks()
         self._running: dict[ConversationKey, _Generation] = {}
         self._warned_memory: set[ConversationKey] = set()
@@ -134,6 +143,8 @@ class Engine:
         if not text:
             await sink.fail(EMPTY_INPUT)
             return
+        if not await self._admitted(incoming.key, sink):
+            return
         if len(text) > self._config.max_input_chars:
             await sink.fail(
                 f"Your message is too long ({len(text):,} characters); "
@@ -145,15 +156,23 @@ class Engine:
             await self._remember(incoming.key.user_id, fact, sink)
             return
         incoming = replace(incoming, text=text)
+        knowledge = await self._consult(text, sink)
+        if knowledge is None:
+            return
         async with self._locks.hold(incoming.key):
             loaded, memory_ok = await self._load(incoming.key, incoming.group_lines)
             fresh = is_idle(loaded.last_active, time.time(), self._config.idle_minutes)
             history = [] if fresh else loaded.history
-            await self._run(_Request(incoming, loaded, history, memory_ok, fresh=fresh), sink)
+            request = _Request(
+                incoming, loaded, history, memory_ok, fresh=fresh, knowledge=knowledge
+            )
+            await self._run(request, sink)
 
     async def retry(self, incoming: Incoming, sink: Sink) -> None:
         """Regenerate the last answer; the new one replaces it in memory."""
         key = incoming.key
+        if not await self._admitted(key, sink):
+            return
         async with self._locks.hold(key):
             loaded, memory_ok = await self._load(key, incoming.group_lines)
             if not loaded.history or is_idle(
@@ -163,7 +182,28 @@ class Engine:
                 return
             *previous, last = loaded.history
             again = replace(incoming, text=last.user)
-            await self._run(_Request(again, loaded, previous, memory_ok, replace_last=True), sink)
+            knowledge = await self._consult(last.user, sink)
+            if knowledge is None:
+                return
+            request = _Request(
+                again, loaded, previous, memory_ok, replace_last=True, knowledge=knowledge
+            )
+            await self._run(request, sink)
+
+    async def _admitted(self, key: ConversationKey, sink: Sink) -> bool:
+        """Access lists and limits (bot.gate); a refused message gets the refusal, no model."""
+        refused = await self._gate.admit(key)
+        if refused is not None:
+            await self._fail(sink, refused)
+        return refused is None
+
+    async def _consult(self, question: str, sink: Sink) -> str | None:
+        """The knowledge-base excerpts for the prompt; None when the gate replied instead."""
+        found = await self._gate.lookup(question)
+        if found.reply is not None:
+            await self._close(sink, found.reply, None)
+            return None
+        return found.prompt
 
     async def reset(self, key: ConversationKey) -> None:
         """Forget the conversation (after anything in progress for it has finished)."""
@@ -188,11 +228,13 @@ class Engine:
             return
         await self._close(sink, texts.remembered(fact, count), None)
 
+    @metrics.timed_redis("load")
     async def _load(self, key: ConversationKey, group_lines: int) -> tuple[Loaded, bool]:
         facts = key.private or self._config.facts_in_groups
         try:
             loaded = await self._memory.load(key, facts=facts, group_lines=group_lines)
         except MemoryUnavailable:
+            metrics.error(MemoryUnavailable)
             return Loaded([], None), False
         self._warned_memory.discard(key)
         return loaded, True
@@ -215,19 +257,24 @@ class Engine:
             await self._finish_stopped(request, sink, answer)
             return
         except LLMStreamCut as exc:
+            metrics.error(exc)
             log.warning("answer cut mid-stream for %s: %s", request.key.scope, exc)
             await self._close(sink, answer.text, exc.user_message)
             return
         except LLMError as exc:
+            metrics.error(exc)
             log.warning("no answer for %s: %s: %s", request.key.scope, type(exc).__name__, exc)
             await self._fail(sink, exc.user_message)
             return
         except ChatUnavailable as exc:
+            metrics.error(exc)
             log.info("stopped answering: %s", exc)
             return
         finally:
             generation.task = None
             self._running.pop(request.key, None)
+            spent = tokens_spent(answer, self.estimator, request.text, request.history)
+            await self._gate.charge(request.key, spent)
         note = LENGTH_NOTE if answer.finish_reason == "length" else None
         await self._complete(request, sink, answer, packed, note)
 
@@ -240,7 +287,7 @@ class Engine:
         )
         facts = [f.text for f in request.loaded.facts]
         system = compose_system(persona, request.loaded.summary, facts)
-        question = format_context(request.loaded.group_lines) + request.text
+        question = request.knowledge + format_context(request.loaded.group_lines) + request.text
         budget = Budget(self._config.context_tokens, self._config.max_tokens)
         room = budget.for_history(
             self.estimator.estimate(system), self.estimator.estimate(question)
@@ -252,6 +299,7 @@ class Engine:
             packed = pack_history(request.history, room)
             messages = build_messages(system, packed.turns, question)
             stream = self._llm.stream(messages, self._config.max_tokens, answer)
+            stream = metrics.observe_stream(stream, answer)
             try:
                 async with aclosing(stream):
                     async for _ in stream:
@@ -290,6 +338,7 @@ class Engine:
             # What the user saw is what the model said: the next turn must know it.
             await self._write_turn(request, answer, 0)
 
+    @metrics.timed_redis("append")
     async def _write_turn(self, request: _Request, answer: Answer, dropped: int) -> None:
         now = time.time()
         tokens = self.estimator.estimate(request.text) + (
@@ -309,6 +358,7 @@ class Engine:
             if not request.key.private and request.loaded.last_active is None:
                 await self._memory.add_group_member(request.key.chat_id, request.key.user_id)
         except MemoryUnavailable:
+            metrics.error(MemoryUnavailable)
             log.warning("turn not saved for %s: memory unavailable", request.key.scope)
             return
         if fold:
@@ -320,7 +370,9 @@ class Engine:
             await sink.finish(text, note)
         except ChatUnavailable as exc:
             log.info("reply not delivered: %s", exc)
+            metrics.error(exc)
             return False
+        metrics.reply_delivered()
         return True
 
     @staticmethod
@@ -329,3 +381,4 @@ class Engine:
             await sink.fail(message)
         except ChatUnavailable as exc:
             log.info("error notice not delivered: %s", exc)
+            metrics.error(exc)

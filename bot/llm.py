@@ -90,6 +90,18 @@ class LLMClient:
         except (openai.OpenAIError, httpx2.HTTPError) as exc:
             raise _translate(exc, shown=False, secret=self._config.api_key) from exc
 
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """One vector per text from `/v1/embeddings` (the knowledge base), in input order."""
+        try:
+            result = await self._client.embeddings.create(
+                model=model, input=texts, encoding_format="float"
+            )
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
+            raise _translate(exc, shown=False, secret=self._config.api_key) from exc
+        if len(result.data) != len(texts):
+            raise LLMServerError(f"{len(result.data)} embeddings for {len(texts)} texts")
+        return [list(item.embedding) for item in sorted(result.data, key=lambda d: d.index)]
+
     async def complete(self, messages: list[dict[str, str]], max_tokens: int) -> Answer:
         """One non-streaming completion (used by doctor and inline answers)."""
         try:

@@ -1,4 +1,6 @@
-"""Conversation memory in Redis: the only module that imports `redis`.
+"""Conversation memory in Redis, and the Redis connection itself (one server, a Redis Cluster,
+or a master found through Sentinel). With bot.updatequeue (the durable update queue of webhook
+mode, Redis Streams) it is one of the two modules that import `redis`.
 
 Layout (see README "Memory"); every key of a user shares the hash tag `{u<id>}`, so a Redis
 Cluster keeps them on one slot and multi-key transactions stay legal:
@@ -17,17 +19,27 @@ Cluster keeps them on one slot and multi-key transactions stay legal:
 
 A scope is `p` for the private chat, `g<chat_id>t<thread_id>` for one group topic. Every write
 renews the TTLs. A message costs one pipelined read and one MULTI/EXEC write.
+
+Redis Cluster: every transaction (MULTI/EXEC) and Lua script here touches one hash tag only
+(`{u<id>}`, or `{g<chat>}` for a group's keys); pipelines without a transaction (`load`,
+`conversations`) may span tags, the cluster client sends each command to its node.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from bot.conversation import Turn
@@ -41,6 +53,57 @@ T = TypeVar("T")
 MAX_PENDING_TURNS = 200
 MAX_FACTS = 100
 TOMBSTONE = "\x00deleted"
+
+
+RATE_WINDOW_MS = 60_000
+QUOTA_TTL_S = 2 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The limits' verdict on a request: `refused` is "" (admitted), "rate" or "quota"."""
+
+    refused: str
+    retry_at: float = 0.0
+
+
+# KEYS: rate (sorted set of request times in ms), quota (hash: day, used).
+# ARGV: requests allowed per window (0 = no limit), window in ms, daily tokens (0 = no quota),
+# a unique member for this request. Returns {0, 0} admitted, {1, ms} rate-limited until ms,
+# {2, ms} over the quota until ms (the next UTC midnight).
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit, window, quota = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if quota > 0 then
+  local day = math.floor(now / 86400000)
+  local stored = redis.call('HMGET', KEYS[2], 'day', 'used')
+  if tonumber(stored[1]) == day and tonumber(stored[2] or '0') >= quota then
+    return {2, (day + 1) * 86400000}
+  end
+end
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[1]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {1, tonumber(oldest[2]) + window}
+  end
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], window)
+end
+return {0, 0}
+"""
+
+# KEYS: quota (hash: day, used). ARGV: tokens to add, TTL in seconds. Returns today's total.
+_CHARGE = """
+local day = math.floor(tonumber(redis.call('TIME')[1]) / 86400)
+if tonumber(redis.call('HGET', KEYS[1], 'day')) ~= day then
+  redis.call('HSET', KEYS[1], 'day', day, 'used', 0)
+end
+local used = redis.call('HINCRBY', KEYS[1], 'used', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return used
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +249,48 @@ def _text(raw: bytes | str | None) -> str:
     return raw or ""
 
 
+# A command that meets a broken connection is retried on a new one, waiting 50 ms doubling up to
+# 1 s (with jitter) between 8 attempts, about 4 s in all: that rides out a restart, a Sentinel
+# failover (a new connection asks the sentinels for the master again; the old master, demoted,
+# answers READONLY, which also drops the connection) or a cluster failover (the cluster client
+# re-reads the slot map on MOVED or a lost node). Past that the caller gets MemoryUnavailable and
+# the next command starts over.
+RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=8)
+_TIMEOUTS: dict[str, Any] = {"socket_timeout": 3, "socket_connect_timeout": 3}
+
+
+def connect(
+    url: str, *, cluster: bool = False, sentinels: Sequence[tuple[str, int]] = (), master: str = ""
+) -> aioredis.Redis:
+    """A client for one server, a Redis Cluster or a Sentinel-managed master (see from_url)."""
+    options: dict[str, Any] = {
+        **_TIMEOUTS,
+        "retry": RETRY,
+        "max_connections": 256,
+        "health_check_interval": 30,
+    }
+    if cluster:
+        # The cluster client speaks the same command API, sending each command to the node of its
+        # key; it is typed as Redis so one code path serves every topology.
+        return cast("aioredis.Redis", RedisCluster.from_url(url, **options))
+    if sentinels:
+        parts = urlsplit(url)
+        database = parts.path.strip("/")
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(sentinels), sentinel_kwargs=dict(_TIMEOUTS), **_TIMEOUTS
+        )
+        managed: aioredis.Redis = sentinel.master_for(
+            master,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            db=int(database) if database.isdigit() else 0,
+            ssl=parts.scheme == "rediss",
+            **options,
+        )
+        return managed
+    return aioredis.Redis.from_url(url, **options)
+
+
 class Memory:
     """History, summaries and facts per user; Redis errors become MemoryUnavailable."""
 
@@ -195,19 +300,33 @@ class Memory:
         self._ttl = ttl_seconds
 
     @classmethod
-    def from_url(cls, url: str, prefix: str, ttl_seconds: int) -> Memory:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=3,
-            socket_connect_timeout=3,
-            health_check_interval=30,
-            max_connections=256,
+    def from_url(
+        cls,
+        url: str,
+        prefix: str,
+        ttl_seconds: int,
+        *,
+        cluster: bool = False,
+        sentinels: Sequence[tuple[str, int]] = (),
+        master: str = "",
+    ) -> Memory:
+        """Memory on REDIS_URL; with `cluster` a Redis Cluster that REDIS_URL is one node of; with
+        `sentinels` the master `master` they name (REDIS_URL then gives only the credentials,
+        database and TLS)."""
+        return cls(
+            connect(url, cluster=cluster, sentinels=sentinels, master=master),
+            Keys(prefix),
+            ttl_seconds,
         )
-        return cls(client, Keys(prefix), ttl_seconds)
 
     @property
     def keys(self) -> Keys:
         return self._keys
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The connection, shared with bot.updatequeue (the other Redis adapter)."""
+        return self._redis
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -224,6 +343,8 @@ class Memory:
 
         async def info() -> str:
             server: dict[str, Any] = await self._redis.info("server")
+            if "redis_version" not in server and server:
+                server = next(iter(server.values()))  # a cluster answers per node
             return str(server.get("redis_version", "?"))
 
         return await self._call("ping", info)
@@ -485,3 +606,51 @@ class Memory:
             return len(members)
 
         return await self._call("migrate group", move)
+
+    # ------------------------------------------------------------------ limits (bot/limits.py)
+    # Both run as Lua scripts, so every replica sees one consistent count, and they read the
+    # clock of Redis itself: replicas whose clocks disagree still agree on the limits.
+
+    async def admit(self, user_id: int, *, per_minute: int, daily_tokens: int) -> Admission:
+        """Count one request against the rate limit, unless it or the daily quota refuses it."""
+        keys = [self._keys.rate(user_id), self._keys.quota(user_id)]
+        args: list[int | str] = [per_minute, RATE_WINDOW_MS, daily_tokens, uuid.uuid4().hex]
+
+        async def run() -> Any:
+            return await self._redis.register_script(_ADMIT)(keys=keys, args=args)
+
+        code, retry_at_ms = (int(v) for v in await self._call("admit", run))
+        reason = {0: "", 1: "rate", 2: "quota"}[code]
+        return Admission(reason, retry_at_ms / 1000)
+
+    async def charge(self, user_id: int, tokens: int) -> int:
+        """Add `tokens` to the user's count for today (UTC); returns today's total."""
+        keys, args = [self._keys.quota(user_id)], [tokens, QUOTA_TTL_S]
+
+        async def run() -> Any:
+            return await self._redis.register_script(_CHARGE)(keys=keys, args=args)
+
+        return int(await self._call("charge", run))
+
+    # ------------------------------------------------------------------ knowledge base
+    # One hash, no TTL: the current build's version and its blob (bot/knowledge.py's format).
+
+    async def knowledge_version(self) -> str | None:
+        raw = await self._call(
+            "knowledge version", lambda: self._redis.hget(self._keys.knowledge(), "version")
+        )
+        return _text(raw) or None
+
+    async def load_knowledge(self) -> tuple[str, bytes] | None:
+        name = self._keys.knowledge()
+        version, blob = await self._call(
+            "load knowledge", lambda: self._redis.hmget(name, ["version", "blob"])
+        )
+        if version is None or blob is None:
+            return None
+        return _text(version), blob if isinstance(blob, bytes) else blob.encode()
+
+    async def store_knowledge(self, version: str, blob: bytes) -> None:
+        name = self._keys.knowledge()
+        mapping: dict[Any, Any] = {"version": version, "blob": blob}
+        await self._call("store knowledge", lambda: self._redis.hset(name, mapping=mapping))

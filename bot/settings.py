@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -36,7 +37,19 @@ _HINTS = {
     "LLM_MAX_TOKENS": "keep LLM_MAX_TOKENS well below LLM_CONTEXT_TOKENS",
     "SYSTEM_PROMPT_FILE": "point SYSTEM_PROMPT_FILE at a readable UTF-8 text file, or unset it",
     "REDIS_URL": "use redis://host:6379/0, rediss://... or unix:///path/to/redis.sock",
+    "REDIS_SENTINELS": "list the sentinels as host:port, separated by commas: s1:26379,s2:26379",
+    "REDIS_SENTINEL_MASTER": "set it to the master's name in the sentinels' configuration",
+    "WEBHOOK_URL": (
+        "use the public https:// URL Telegram posts updates to, e.g. "
+        "https://bot.example.com/telegram (its path is where the bot serves them)"
+    ),
+    "WEBHOOK_SECRET": "generate one with `openssl rand -hex 32`",
+    "WEBHOOK_LISTEN": "use host:port, e.g. 0.0.0.0:8080",
     "LOG_LEVEL": "use one of DEBUG, INFO, WARNING, ERROR",
+    "LOG_FORMAT": "use text or json",
+    "METRICS_LISTEN": (
+        "use host:port, e.g. 127.0.0.1:9090 (0.0.0.0:9090 in a container), or leave it empty"
+    ),
     "KNOWLEDGE_DIR": "point KNOWLEDGE_DIR at a folder of .md, .txt and .pdf files, or unset it",
     "ALLOWED_USER_IDS": "list numeric Telegram user ids separated by commas, e.g. 12345,67890",
     "ALLOWED_CHAT_IDS": "list numeric chat ids separated by commas, e.g. -1001234567890",
@@ -80,6 +93,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_wait_s: float = Field(30.0, ge=0)
     redis_key_prefix: str = Field("tl", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    redis_cluster: bool = Field(False, validate_default=True)
+    redis_sentinels: Annotated[tuple[tuple[str, int], ...], NoDecode] = ()
+    redis_sentinel_master: str = Field("", validate_default=True)
     memory_ttl_days: PositiveFloat = 30.0
     conversation_idle_minutes: float = Field(240.0, ge=0)
     summary_max_tokens: int = Field(400, ge=50)
@@ -113,7 +129,30 @@ class Settings(BaseSettings):
     max_concurrent_updates: int = Field(4096, ge=1)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    metrics_listen: str = ""
+    shutdown_grace_s: float = Field(25.0, ge=0)
+
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = Field(None, validate_default=True)
+    webhook_listen: str = "0.0.0.0:8080"
+    webhook_max_connections: int = Field(40, ge=1, le=100)
+    queue_shards: int = Field(16, ge=1, le=1024)
+    queue_lease_s: float = Field(10.0, ge=0.5, le=600)
     data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("telellama")))
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parse_listen(value)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -142,6 +181,75 @@ class Settings(BaseSettings):
         if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"{_redact_url(value)!r} is not a redis://, rediss:// or unix:// URL")
         return value or None
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _cluster_seed(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("redis_url", "")
+        if value and url is None:
+            raise ValueError(
+                "is on without REDIS_URL: set REDIS_URL to any node of the cluster, "
+                "e.g. redis://10.0.0.1:6379"
+            )
+        if value and urlsplit(url).scheme == "unix":
+            raise ValueError("needs a redis:// or rediss:// REDIS_URL (no unix sockets)")
+        return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinels(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        found = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            host, port = parse_listen(part)
+            if part.startswith(":"):
+                raise ValueError(f"{part!r} is not host:port")
+            found.append((host, port))
+        if found and info.data.get("redis_cluster"):
+            raise ValueError("and REDIS_CLUSTER=true exclude each other: choose one")
+        return tuple(found)
+
+    @field_validator("redis_sentinel_master")
+    @classmethod
+    def _master(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("redis_sentinels") and not value.strip():
+            raise ValueError("is missing (REDIS_SENTINELS is set)")
+        return value.strip()
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        official = urlsplit(info.data.get("telegram_api_base_url", "")).hostname in (
+            None,
+            "api.telegram.org",
+        )
+        if not _is_http_url(value) or (official and parts.scheme != "https"):
+            raise ValueError(f"{value!r} is not an https:// URL")
+        if official and (parts.port or 443) not in (443, 80, 88, 8443):
+            raise ValueError(f"uses port {parts.port}; Telegram posts only to 443, 80, 88 or 8443")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("may only hold 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        if value is None and info.data.get("webhook_url"):
+            raise ValueError("is missing (WEBHOOK_URL is set: webhook mode needs a secret)")
+        return value
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _webhook_listen(cls, value: str) -> str:
+        parse_listen(value.strip())
+        return value.strip()
 
     @field_validator("system_prompt_file")
     @classmethod
@@ -198,12 +306,34 @@ class Settings(BaseSettings):
             return self.system_prompt_file.read_text(encoding="utf-8").strip()
         return (self.system_prompt or DEFAULT_SYSTEM_PROMPT).strip()
 
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where /healthz, /readyz and /metrics listen; None when METRICS_LISTEN is empty."""
+        return parse_listen(self.metrics_listen) if self.metrics_listen else None
+
+    def webhook_address(self) -> tuple[str, int]:
+        return parse_listen(self.webhook_listen)
+
+    def webhook_secret_value(self) -> str:
+        """The secret of webhook mode; ConfigError when webhook mode is not configured."""
+        if not self.webhook_url or self.webhook_secret is None:
+            missing = "WEBHOOK_URL" if not self.webhook_url else "WEBHOOK_SECRET"
+            raise ConfigError(f"Setting {missing} is missing (webhook mode): {_HINTS[missing]}.")
+        return self.webhook_secret.get_secret_value()
+
     def require_telegram_token(self) -> str:
         if self.telegram_bot_token is None:
             raise ConfigError(
                 f"Setting TELEGRAM_BOT_TOKEN is missing: {_HINTS['TELEGRAM_BOT_TOKEN']}."
             )
         return self.telegram_bot_token.get_secret_value()
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`host:port` (`[::1]:9090` for IPv6, `:9090` for every interface) as (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r} is not host:port")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 (":port" asks for all)
 
 
 def split_words(value: str) -> tuple[str, ...]:

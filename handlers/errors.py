@@ -7,7 +7,7 @@ import logging
 from telegram import Update
 from telegram.error import TelegramError
 
-from bot import texts
+from bot import metrics, texts
 from handlers.context import Context
 
 log = logging.getLogger(__name__)
@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 async def on_error(update: object, context: Context) -> None:
     """Log the failure with its traceback; tell the user briefly when there is one to tell."""
     log.error("update failed: %s", type(context.error).__name__, exc_info=context.error)
+    metrics.error(context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
     try:

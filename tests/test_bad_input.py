@@ -48,7 +48,9 @@ def message(chat: int = USER, **fields: Any) -> dict[str, Any]:
 def text(value: str, chat: int = USER, **fields: Any) -> dict[str, Any]:
     entities = []
     if value.startswith("/"):
-        entities.append({"type": "bot_command", "offset": 0, "length": len(value.split()[0])})
+        entities.append(
+            {"type": "bot_command", "offset": 0, "length": len(value.split(maxsplit=1)[0])}
+        )
     if value.startswith(BOT):
         entities.append({"type": "mention", "offset": 0, "length": len(BOT)})
     return message(chat, text=value, **({"entities": entities} if entities else {}), **fields)
@@ -126,12 +128,12 @@ CASES = [
             forward_origin={"type": "hidden_user", "date": 1, "sender_user_name": "X"},
         ),
         ANSWER,
-    ),  # noqa: E501
+    ),
     Case(
         "message via another bot",
         lambda: text("via bot", via_bot=person(99, is_bot=True, username="gif")),
         ANSWER,
-    ),  # noqa: E501
+    ),
     Case("user without username or last name", lambda: text("hi"), ANSWER),
     Case(
         "reply to a deleted message",
@@ -140,35 +142,35 @@ CASES = [
             external_reply={"origin": {"type": "hidden_user", "date": 1, "sender_user_name": "X"}},
         ),
         ANSWER,
-    ),  # noqa: E501
+    ),
     Case("sticker", lambda: message(sticker=STICKER), UNSUPPORTED),
     Case(
         "GIF",
         lambda: message(animation=ANIMATION, document={"file_id": "d", "file_unique_id": "du"}),
         UNSUPPORTED,
-    ),  # noqa: E501
+    ),
     Case("poll", lambda: message(poll=POLL), UNSUPPORTED),
     Case(
         "contact", lambda: message(contact={"phone_number": "+1", "first_name": "Bo"}), UNSUPPORTED
-    ),  # noqa: E501
+    ),
     Case("location", lambda: message(location={"latitude": 1.0, "longitude": 2.0}), UNSUPPORTED),
     Case("dice", lambda: message(dice={"emoji": "🎲", "value": 4}), UNSUPPORTED),
     Case(
         "voice note",
         lambda: message(voice={"file_id": "v", "file_unique_id": "vu", "duration": 2}),
         UNSUPPORTED,
-    ),  # noqa: E501
+    ),
     Case(
         "photo with a caption", lambda: message(photo=PHOTO, caption="what is this?"), UNSUPPORTED
-    ),  # noqa: E501
+    ),
     Case(
         "document", lambda: message(document={"file_id": "d", "file_unique_id": "du"}), UNSUPPORTED
-    ),  # noqa: E501
+    ),
     Case(
         "edited message",
         lambda: {"edited_message": text("edited")["message"] | {"edit_date": 2}},
         SILENT,
-    ),  # noqa: E501
+    ),
     Case(
         "channel post",
         lambda: {
@@ -180,31 +182,31 @@ CASES = [
             }
         },
         SILENT,
-    ),  # noqa: E501
+    ),
     Case("group chatter", lambda: text("just talking", GROUP), SILENT, chat=GROUP),
-    Case("group: only a mention", lambda: text(BOT, GROUP), notice("Ask me something"), chat=GROUP),  # noqa: E501
+    Case("group: only a mention", lambda: text(BOT, GROUP), notice("Ask me something"), chat=GROUP),
     Case(
         "group: /ask with nothing",
         lambda: text("/ask", GROUP),
         notice("Ask me something"),
         chat=GROUP,
-    ),  # noqa: E501
+    ),
     Case("group: sticker", lambda: message(GROUP, sticker=STICKER), SILENT, chat=GROUP),
     Case(
         "group: member joined",
         lambda: message(GROUP, new_chat_members=[person(5)]),
         SILENT,
         chat=GROUP,
-    ),  # noqa: E501
+    ),
     Case(
         "group: title changed",
         lambda: message(GROUP, new_chat_title="New name"),
         SILENT,
         chat=GROUP,
-    ),  # noqa: E501
+    ),
     Case(
         "group: member left", lambda: message(GROUP, left_chat_member=person(5)), SILENT, chat=GROUP
-    ),  # noqa: E501
+    ),
     Case(
         "group: anonymous admin",
         lambda: text(
@@ -215,7 +217,7 @@ CASES = [
         ),
         ANSWER,
         chat=GROUP,
-    ),  # noqa: E501
+    ),
     Case(
         "group: channel's automatic forward",
         lambda: text(
@@ -226,7 +228,7 @@ CASES = [
         ),
         SILENT,
         chat=GROUP,
-    ),  # noqa: E501
+    ),
     Case(
         "group: mention in a caption",
         lambda: message(
@@ -237,7 +239,7 @@ CASES = [
         ),
         ANSWER,
         chat=GROUP,
-    ),  # noqa: E501
+    ),
 ]
 
 

@@ -20,6 +20,7 @@ import itertools
 import json
 import re
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,7 +100,7 @@ class _Signal:
 
 
 class FakeLLM:
-    """``/v1/models`` and ``/v1/chat/completions`` on 127.0.0.1, answering by :class:`Plan`."""
+    """``/v1/models``, ``/v1/chat/completions`` (by :class:`Plan`) and ``/v1/embeddings``."""
 
     def __init__(
         self,
@@ -118,6 +119,10 @@ class FakeLLM:
         self.default = Plan()
         self.responder: Callable[[JSONDict], Plan] | None = None
         self.requests: list[JSONDict] = []
+        # /v1/embeddings: one vector per input from `embedder`; `embeddings_status` fails them.
+        self.embedder: Callable[[str], list[float]] = bag_of_words
+        self.embedding_requests: list[JSONDict] = []
+        self.embeddings_status: int | None = None
         self.in_flight = 0
         self.max_in_flight = 0
         self.cancelled = 0
@@ -151,6 +156,7 @@ class FakeLLM:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         # handler_cancellation turns a client hanging up into CancelledError in the handler, which
         # is how `cancelled` is counted and how `hang` plans end.
@@ -282,6 +288,27 @@ class FakeLLM:
         finally:
             self.in_flight -= 1
             self._signal.fire()
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        body = json.loads(await request.read())
+        self.embedding_requests.append(body)
+        if self.embeddings_status is not None:
+            return _error(self.embeddings_status, "embeddings are unavailable", "server_error")
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list) or not texts:
+            return _error(400, "'input' must be a string or a non-empty array", param="input")
+        data = [
+            {"object": "embedding", "index": i, "embedding": self.embedder(str(text))}
+            for i, text in enumerate(texts)
+        ]
+        tokens = sum(len(str(t)) // 4 for t in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        model = body.get("model")
+        return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})
 
     def _choose(self, body: JSONDict) -> Plan:
         if self.responder is not None:
@@ -473,6 +500,14 @@ def _sse_response(headers: dict[str, str] | None = None) -> web.StreamResponse:
             **(headers or {}),
         }
     )
+
+
+def bag_of_words(text: str, dimensions: int = 64) -> list[float]:
+    """A deterministic stand-in for an embedding: lower-cased words hashed into buckets."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        vector[zlib.crc32(word.encode()) % dimensions] += 1.0
+    return vector
 
 
 def _estimate_prompt_tokens(messages: list[Any]) -> int:
