@@ -37,7 +37,7 @@ def _settings() -> Settings:
     secrets = [
         s.get_secret_value() for s in (settings.telegram_bot_token, settings.llm_api_key) if s
     ]
-    logs.configure(settings.log_level, secrets)
+    logs.configure(settings.log_level, secrets, settings.log_format)
     return settings
 
 
