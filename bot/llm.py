@@ -1,7 +1,8 @@
 """The model endpoint: the only module that imports `openai`.
 
 Streams chat completions from any OpenAI-compatible server, enforces the first-token timeout,
-retries only before the first token, and turns every failure into an `LLMError`.
+retries only before the first token, and turns every failure into an `LLMError`. Speech to text
+(`Transcriber`) goes to an OpenAI-compatible `/audio/transcriptions` endpoint the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx2
 import openai
-from openai import AsyncAPIResponse, AsyncOpenAI
+from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from bot.errors import (
@@ -32,6 +33,9 @@ from bot.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# Makes the client hand back the response unread, so the stream is parsed as it arrives.
+_RAW_STREAM: Any = {"headers": {"X-Stainless-Raw-Response": "stream"}}
 
 # Longer waits than this are not worth holding a user for: say the model is busy instead.
 MAX_RETRY_WAIT_S = 10.0
@@ -102,7 +106,7 @@ class LLMClient:
             raise LLMServerError(f"{len(result.data)} embeddings for {len(texts)} texts")
         return [list(item.embedding) for item in sorted(result.data, key=lambda d: d.index)]
 
-    async def complete(self, messages: list[dict[str, str]], max_tokens: int) -> Answer:
+    async def complete(self, messages: list[dict[str, Any]], max_tokens: int) -> Answer:
         """One non-streaming completion (used by doctor and inline answers)."""
         try:
             result = await self._client.chat.completions.create(
@@ -122,7 +126,7 @@ class LLMClient:
         return answer
 
     async def stream(
-        self, messages: list[dict[str, str]], max_tokens: int, answer: Answer
+        self, messages: list[dict[str, Any]], max_tokens: int, answer: Answer
     ) -> AsyncGenerator[str, None]:
         """Yield text as it arrives, filling `answer`; raise an LLMError on failure.
 
@@ -140,19 +144,18 @@ class LLMClient:
             raise _translate(exc, shown=True, secret=self._config.api_key) from exc
         finally:
             await events.aclose()
-            await response.close()
+            await response.aclose()
         if answer.finish_reason is None:
             raise LLMStreamCut("the stream ended without a finish reason")
 
     async def _open_with_retries(
-        self, messages: list[dict[str, str]], max_tokens: int, answer: Answer
-    ) -> tuple[AsyncAPIResponse[Any], AsyncGenerator[dict[str, Any], None], str]:
+        self, messages: list[dict[str, Any]], max_tokens: int, answer: Answer
+    ) -> tuple[httpx2.Response, AsyncGenerator[dict[str, Any], None], str]:
         attempt = 0
         while True:
             try:
-                return await asyncio.wait_for(
-                    self._open(messages, max_tokens, answer), self._config.first_token_timeout_s
-                )
+                async with asyncio.timeout(self._config.first_token_timeout_s):
+                    return await self._open(messages, max_tokens, answer)
             except TimeoutError:
                 raise LLMTimeout(
                     f"no first token within {self._config.first_token_timeout_s:g}s"
@@ -166,24 +169,29 @@ class LLMClient:
                 await asyncio.sleep(wait)
 
     async def _open(
-        self, messages: list[dict[str, str]], max_tokens: int, answer: Answer
-    ) -> tuple[AsyncAPIResponse[Any], AsyncGenerator[dict[str, Any], None], str]:
+        self, messages: list[dict[str, Any]], max_tokens: int, answer: Answer
+    ) -> tuple[httpx2.Response, AsyncGenerator[dict[str, Any], None], str]:
         """Start a stream and read up to its first text; close it on any failure.
 
         The SSE body is parsed here rather than by openai's typed stream: building a pydantic
         model per token costs about five times more CPU than the JSON itself.
         """
-        response: AsyncAPIResponse[Any] | None = None
+        response: httpx2.Response | None = None
         events: AsyncGenerator[dict[str, Any], None] | None = None
+        body = {
+            "model": await self.model(),
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": self._config.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         try:
-            response = await self._client.chat.completions.with_streaming_response.create(
-                model=await self.model(),
-                messages=_typed(messages),
-                max_tokens=max_tokens,
-                temperature=self._config.temperature,
-                stream=True,
-                stream_options={"include_usage": True},
-            ).__aenter__()
+            # The client's generic post (auth, base URL, status errors) without the typed
+            # request layer, which costs milliseconds of CPU per request.
+            response = await self._client.post(
+                "/chat/completions", cast_to=httpx2.Response, body=body, options=_RAW_STREAM
+            )
             events = _events(response)
             async for event in events:
                 text = _absorb(event, answer)
@@ -196,24 +204,65 @@ class LLMClient:
             if events is not None:
                 await asyncio.shield(events.aclose())
             if response is not None:
-                await asyncio.shield(response.close())
+                await asyncio.shield(response.aclose())
             if isinstance(exc, (openai.OpenAIError, httpx2.HTTPError, ValueError)):
                 raise _translate(exc, shown=False, secret=self._config.api_key) from exc
             raise
 
 
-def _typed(messages: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
+@dataclass(frozen=True, slots=True)
+class SpeechConfig:
+    base_url: str
+    api_key: str
+    model: str
+    timeout_s: float
+
+
+class Transcriber:
+    """Voice to text through `/audio/transcriptions` (OpenAI, whisper.cpp, faster-whisper...)."""
+
+    def __init__(self, config: SpeechConfig) -> None:
+        self._config = config
+        self._client = AsyncOpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key,
+            max_retries=1,
+            timeout=httpx2.Timeout(config.timeout_s, connect=5.0),
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def transcribe(self, audio: bytes, filename: str, content_type: str) -> str:
+        """The text spoken in `audio`; raises an LLMError when the endpoint fails."""
+        try:
+            result = await self._client.audio.transcriptions.create(
+                file=(filename, audio, content_type),
+                model=self._config.model,
+                response_format="json",
+            )
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
+            raise _translate(exc, shown=False, secret=self._config.api_key) from exc
+        return result.text.strip()
+
+
+def _typed(messages: list[dict[str, Any]]) -> list[ChatCompletionMessageParam]:
     return messages  # type: ignore[return-value]
 
 
-async def _events(response: AsyncAPIResponse[Any]) -> AsyncGenerator[dict[str, Any], None]:
-    """The JSON payloads of a server-sent-event stream, up to `[DONE]`."""
-    async for line in response.iter_lines():
-        if not line.startswith("data:"):
+async def _events(response: httpx2.Response) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON payloads of a server-sent-event stream, up to `[DONE]`.
+
+    The body is still read to its end after `[DONE]` so the connection can be reused.
+    """
+    done = False
+    async for line in response.aiter_lines():
+        if done or not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
-            return
+            done = True
+            continue
         event = json.loads(data)
         if not isinstance(event, dict):
             raise ValueError("stream event is not a JSON object")
@@ -221,7 +270,7 @@ async def _events(response: AsyncAPIResponse[Any]) -> AsyncGenerator[dict[str, A
             error = event["error"]
             message = error.get("message") if isinstance(error, dict) else error
             log.warning("llm stream reported an error: %s", str(message)[:300])
-            raise openai.APIError(str(message), response.http_response.request, body=error)
+            raise openai.APIError(str(message), response.request, body=error)
         yield event
 
 

@@ -21,6 +21,12 @@ from bot.render import TELEGRAM_LIMIT, Chunk, Entity, preview, render, utf16_len
 log = logging.getLogger(__name__)
 
 TYPING_REPEAT_S = 4.5
+# Typing shows only when the first text is slow to come: a fast model needs no indicator, and
+# each one is a request.
+TYPING_DELAY_S = 0.5
+# The first preview waits this long for more text: an answer that completes meanwhile goes out
+# as its final message alone, without a preview that would be replaced at once.
+FIRST_PREVIEW_DELAY_S = 0.02
 # After this many refusals in a row, drafts are off for the whole process (e.g. an older Bot API
 # server that does not know sendMessageDraft).
 DRAFT_REFUSALS_TO_DISABLE = 3
@@ -117,6 +123,7 @@ class ReplyStream:
         await self._deliver(with_note(shown, message) if shown else [Chunk(message, ())])
 
     async def _keep_typing(self) -> None:
+        await asyncio.sleep(TYPING_DELAY_S)
         with contextlib.suppress(ChatUnavailable):
             while True:
                 await self.outbox.typing(self.target)
@@ -140,7 +147,9 @@ class ReplyStream:
             raise ChatUnavailable("chat stopped accepting messages") from self._dead
 
     async def _run_pump(self) -> None:
+        await asyncio.sleep(FIRST_PREVIEW_DELAY_S)
         last = float("-inf")
+        self._wake.set()
         while not self._closed:
             await self._wake.wait()
             self._wake.clear()
