@@ -59,10 +59,19 @@ def subject_base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
+UNPACED = {
+    "TELEGRAM_MAX_MESSAGES_PER_S": "0",
+    "TELEGRAM_CHAT_MESSAGES_PER_S": "0",
+    "TELEGRAM_GROUP_MESSAGES_PER_MIN": "0",
+}
+
+
 class Subject:
     """The bot or the floor, running as a subprocess pinned to its core."""
 
-    def __init__(self, kind: str, env: Environment, tg: BenchTelegram, llm: BenchLLM) -> None:
+    def __init__(
+        self, kind: str, env: Environment, tg: BenchTelegram, llm: BenchLLM, *, paced: bool
+    ) -> None:
         self.kind = kind
         self.prefix = f"bench{uuid.uuid4().hex[:8]}"
         self.log = env.workdir / f"{kind}-{self.prefix}.log"
@@ -76,6 +85,9 @@ class Subject:
                 "REDIS_URL": env.proxy.url if env.proxy else env.redis_url,
                 "REDIS_KEY_PREFIX": self.prefix,
                 "DATA_DIR": str(env.workdir / "data"),
+                # Flood-limit pacing is for a server that enforces limits (the `limits`
+                # scenario); elsewhere, like the floor, the bot sends as fast as it can.
+                **({} if paced else UNPACED),
                 **env.bot_env,
             }
             command = [env.python, "-m", "bot", "run"]
@@ -306,7 +318,7 @@ async def run_once(scenario: Scenario, kind: str, env: Environment, index: int) 
     limits = telegram_limits(drafts=env.limit_drafts) if scenario.limits else None
     client = aioredis.Redis.from_url(env.redis_url) if kind == "bot" else None
     async with BenchTelegram(tracker, limits=limits) as tg, BenchLLM(tracker) as llm:
-        subject = Subject(kind, env, tg, llm)
+        subject = Subject(kind, env, tg, llm, paced=scenario.limits)
         profiler: _Profiler | None = None
         try:
             await _wait_ready(tg, subject)

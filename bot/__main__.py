@@ -10,7 +10,6 @@ from bot import logs
 from bot.app import serve
 from bot.doctor import doctor
 from bot.errors import ConfigError
-from bot.kbcli import kb
 from bot.settings import Settings, load_settings
 from bot.terminal import chat
 
@@ -20,7 +19,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="telellama", description="A Telegram assistant for Llama 3 with memory in Redis."
     )
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("run", help="run the bot (long polling); the default")
+    run = commands.add_parser("run", help="run the bot (long polling); the default")
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        help="receive updates by webhook (needs WEBHOOK_URL and WEBHOOK_SECRET; "
+        "WEBHOOK_URL alone also turns it on)",
+    )
     commands.add_parser("doctor", help="check settings, Redis, the model endpoint and the token")
     commands.add_parser("chat", help="talk to the model in this terminal, with the same memory")
     knowledge = commands.add_parser("kb", help="the knowledge base (KNOWLEDGE_DIR)")
@@ -52,11 +57,15 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(chat(settings))
             return 0
         if command == "kb":
+            from bot.kbcli import kb  # noqa: PLC0415 - the index's libraries only when asked
+
             query = getattr(args, "query", "")
             return asyncio.run(
                 kb(settings, args.action, query, force=getattr(args, "force", False))
             )
         settings.require_telegram_token()
+        if getattr(args, "webhook", False) or settings.webhook_url:
+            settings.webhook_secret_value()
         asyncio.run(serve(settings))
         return 0
     except ConfigError as exc:

@@ -6,12 +6,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+# A chat-completions message: `content` is text, or a list of parts when it carries images.
+Message = dict[str, Any]
 
 # Chat templates add a few tokens per message (role headers, end-of-turn markers).
 MESSAGE_OVERHEAD_TOKENS = 6
 # When history overflows, trim down to this share of the budget rather than to the brim, so the
 # prompt prefix then stays byte-identical for many turns and servers' prefix caches keep hitting.
 LOW_WATER = 0.6
+# What one image costs in the prompt, for the budget (vision models spend 500-1600 tokens on one).
+IMAGE_TOKENS = 1024
+# The share of the room left after the answer that a shared document may take.
+DOCUMENT_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +30,16 @@ class Turn:
     assistant: str
     tokens: int
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SharedDocument:
+    """A document the user sent, kept with the conversation (its text within the budget)."""
+
+    name: str
+    text: str
+    truncated: bool = False
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +102,16 @@ def pack_history(history: Sequence[Turn], budget: int) -> Packed:
     return Packed(tuple(history[dropped:]), dropped)
 
 
-def system_prompt(template: str, *, bot_name: str, user_name: str, now: datetime) -> str:
-    """Fill the persona's placeholders. The date has day precision so the prefix stays stable."""
+def system_prompt(
+    template: str, *, bot_name: str, user_name: str, now: datetime, language: str = ""
+) -> str:
+    """Fill the persona's placeholders ({bot_name}, {user_name}, {language}: the user's
+    language code, "unknown" when Telegram does not say; {date}). The date has day precision
+    so the prefix stays stable."""
     values = {
         "bot_name": bot_name,
         "user_name": user_name,
+        "language": language or "unknown",
         "date": now.astimezone(UTC).strftime("%Y-%m-%d"),
     }
     try:
@@ -103,13 +126,23 @@ class _Defaulting(dict[str, str]):
         return "{" + key + "}"
 
 
-def build_messages(system: str, turns: Sequence[Turn], user_text: str) -> list[dict[str, str]]:
-    """The chat-completions messages: system, then history oldest-first, then the new message."""
-    messages = [{"role": "system", "content": system}]
+def build_messages(
+    system: str, turns: Sequence[Turn], user_text: str, images: Sequence[str] = ()
+) -> list[Message]:
+    """The chat-completions messages: system, then history oldest-first, then the new message.
+
+    `images` (data URLs) go with the new message only, as `image_url` parts after its text:
+    history keeps text, so the prompt prefix and memory stay small.
+    """
+    messages: list[Message] = [{"role": "system", "content": system}]
     for turn in turns:
         messages.append({"role": "user", "content": turn.user})
         messages.append({"role": "assistant", "content": turn.assistant})
-    messages.append({"role": "user", "content": user_text})
+    content: str | list[dict[str, Any]] = user_text
+    if images:
+        content = [{"type": "text", "text": user_text}]
+        content += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+    messages.append({"role": "user", "content": content})
     return messages
 
 
@@ -132,10 +165,14 @@ def is_idle(last_active: float | None, now: float, idle_minutes: float) -> bool:
     return now - last_active > idle_minutes * 60
 
 
-def compose_system(persona: str, summary: str, facts: Sequence[str]) -> str:
-    """The system message: persona, then what the user asked to be remembered, then the summary.
+def compose_system(
+    persona: str, summary: str, facts: Sequence[str], document: SharedDocument | None = None
+) -> str:
+    """The system message: persona, then what the user asked to be remembered, then the summary,
+    then the document the user shared.
 
-    Both additions change rarely (a new fact, a summary rewrite), so the prefix stays stable.
+    The additions change rarely (a new fact, a summary rewrite, a new document), so the prefix
+    stays stable.
     """
     parts = [persona]
     if facts:
@@ -143,7 +180,34 @@ def compose_system(persona: str, summary: str, facts: Sequence[str]) -> str:
         parts.append(f"The user asked you to remember these facts about them:\n{listed}")
     if summary:
         parts.append(f"Summary of the earlier conversation with this user:\n{summary}")
+    if document is not None:
+        parts.append(document_section(document))
     return "\n\n".join(parts)
+
+
+def document_section(document: SharedDocument) -> str:
+    cut = " It was too long: only its beginning is included." if document.truncated else ""
+    return (
+        f'The user shared a document in this conversation, "{document.name}".{cut} Answer '
+        f"questions about it from its text:\n<document>\n{document.text}\n</document>"
+    )
+
+
+def document_budget(context_tokens: int, answer_tokens: int) -> int:
+    """The tokens a shared document may take in the prompt."""
+    return int((context_tokens - answer_tokens) * DOCUMENT_SHARE)
+
+
+def cut_text(text: str, max_chars: int) -> str:
+    """`text` shortened to at most `max_chars`, at a line break (else a space) when one is near."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    for separator in ("\n", " "):
+        at = head.rfind(separator)
+        if at >= max_chars * 0.8:
+            return head[:at].rstrip()
+    return head
 
 
 SUMMARY_INSTRUCTIONS = (

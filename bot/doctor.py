@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
-from bot.app import llm_config
+from bot.app import connect_memory, llm_config, open_transcriber
 from bot.errors import ConfigError, LLMError, MemoryUnavailable
 from bot.llm import Answer, LLMClient
 from bot.localredis import DEFAULT_URL, answers_ping
-from bot.memory import Memory
 from bot.settings import Settings, load_settings
 
 
@@ -46,6 +47,7 @@ async def doctor(out: Callable[[str], None] = print) -> int:
     await _telegram(settings, report)
     await _redis(settings, report)
     await _llm(settings, report)
+    await _media(settings, report)
     return 1 if report.failed else 0
 
 
@@ -63,6 +65,10 @@ async def _telegram(settings: Settings, report: Report) -> None:
         async with bot:
             me = bot.bot
             report.ok("telegram", f"token valid for @{me.username} at {base}")
+            if settings.inline_mode and not me.supports_inline_queries:
+                report.warn("inline", "INLINE_MODE is on but the bot's inline mode is off")
+            if settings.webhook_url:
+                await _webhook(bot, settings, report)
     except InvalidToken:
         report.fail("telegram", "the token was rejected", "copy the token again from @BotFather")
     except NetworkError as exc:
@@ -71,9 +77,24 @@ async def _telegram(settings: Settings, report: Report) -> None:
         report.fail("telegram", str(exc), "check TELEGRAM_BOT_TOKEN and TELEGRAM_API_BASE_URL")
 
 
+async def _webhook(bot: Bot, settings: Settings, report: Report) -> None:
+    """What Telegram says about the webhook `run` registers (WEBHOOK_URL)."""
+    info = await bot.get_webhook_info()
+    waiting = f"{info.pending_update_count} update(s) waiting"
+    if info.url != settings.webhook_url:
+        found = info.url or "no webhook"
+        report.warn("webhook", f"Telegram has {found}; `run` registers {settings.webhook_url}")
+    elif info.last_error_message:
+        report.warn("webhook", f"last delivery failed: {info.last_error_message}; {waiting}")
+    else:
+        report.ok("webhook", f"Telegram delivers to {info.url}; {waiting}")
+
+
 async def _redis(settings: Settings, report: Report) -> None:
     url = settings.redis_url
-    if url is None:
+    if settings.redis_sentinels:
+        url = url or "redis://"
+    elif url is None:
         if not await answers_ping("127.0.0.1", 6379):
             if shutil.which("redis-server"):
                 report.ok("redis", "none on localhost:6379; `run` starts a private redis-server")
@@ -85,8 +106,12 @@ async def _redis(settings: Settings, report: Report) -> None:
                 )
             return
         url = DEFAULT_URL
-    memory = Memory.from_url(url, settings.redis_key_prefix, 60)
+    memory = connect_memory(settings, url, 60)
     where = "REDIS_URL" if settings.redis_url else "localhost:6379 (REDIS_URL unset)"
+    if settings.redis_sentinels:
+        where = f"master {settings.redis_sentinel_master} (REDIS_SENTINELS)"
+    elif settings.redis_cluster:
+        where = "Redis Cluster (REDIS_URL)"
     try:
         report.ok("redis", f"{where} answers, version {await memory.ping()}")
     except MemoryUnavailable as exc:
@@ -119,3 +144,40 @@ async def _llm(settings: Settings, report: Report) -> None:
         )
     finally:
         await llm.close()
+
+
+async def _media(settings: Settings, report: Report) -> None:
+    """The vision model is listed; the speech endpoint transcribes half a second of silence."""
+    if settings.vision_model:
+        llm = LLMClient(llm_config(settings))
+        try:
+            if settings.vision_model not in await llm.list_models():
+                report.warn("vision", f"{settings.vision_model!r} is not among the listed models")
+            else:
+                report.ok("vision", f"photos go to {settings.vision_model}")
+        except LLMError:
+            pass  # already reported by the llm check
+        finally:
+            await llm.close()
+    transcriber = open_transcriber(settings)
+    if transcriber is None:
+        return
+    try:
+        heard = await transcriber.transcribe(_silence(), "doctor.wav", "audio/wav")
+        report.ok("speech", f"{settings.stt_base_url} transcribed a test clip ({heard!r})")
+    except LLMError as exc:
+        report.fail(
+            "speech", f"{type(exc).__name__}: {exc}", "check STT_BASE_URL, STT_API_KEY, STT_MODEL"
+        )
+    finally:
+        await transcriber.close()
+
+
+def _silence() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as clip:
+        clip.setnchannels(1)
+        clip.setsampwidth(2)
+        clip.setframerate(16000)
+        clip.writeframes(b"\0\0" * 8000)
+    return out.getvalue()

@@ -8,20 +8,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import aclosing
-from dataclasses import dataclass, replace
+from contextlib import AbstractAsyncContextManager, aclosing
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from bot import metrics, texts
 from bot.conversation import (
+    IMAGE_TOKENS,
     Budget,
     Packed,
+    SharedDocument,
     TokenEstimator,
     Turn,
     build_messages,
     clean_input,
     compose_system,
+    document_budget,
     history_tokens,
     is_idle,
     pack_history,
@@ -40,6 +43,7 @@ from bot.groups import format_context
 from bot.llm import Answer, LLMClient
 from bot.memory import ConversationKey, Fact, Loaded, Memory
 from bot.ordering import KeyedLocks
+from bot.persona import split_handoff, visible
 from bot.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,20 @@ class _Generation:
     stopped: bool = False
 
 
+@dataclass(slots=True)
+class Report:
+    """What became of a message, filled in by the engine for its caller (feedback, /stats,
+    handoffs)."""
+
+    question: str = ""
+    # The model's answer as delivered (without the handoff marker); "" when there was none.
+    answer: str = ""
+    # The model asked for the user to be handed over to a person (bot.persona).
+    handoff: bool = False
+    # Strict knowledge-base mode found nothing: the user was told "I don't know".
+    unknown: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A message to answer."""
@@ -92,6 +110,15 @@ class Incoming:
     group_lines: int = 0
     # The chat's title, kept so /memory can say which conversations are stored.
     title: str | None = None
+    # Pictures (data URLs) shown to a vision model with this message only; `text` says what
+    # they were ("[photo] caption") and is all that memory keeps.
+    images: tuple[str, ...] = ()
+    # The access lists and limits were already checked (before a download or transcription).
+    admitted: bool = False
+    # The user's language code as Telegram gives it, for the persona's {language}.
+    language: str = ""
+    # Where the engine reports what became of the message, when the caller wants to know.
+    report: Report | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +149,13 @@ class Engine:
         memory: Memory,
         summarizer: Summarizer,
         gate: Gate | None = None,
+        *,
+        vision: LLMClient | None = None,
     ) -> None:
         self._config = config
         self._llm = llm
+        # The model for messages with pictures (the main one with LLM_VISION, or VISION_MODEL).
+        self._vision = vision
         self._memory = memory
         self._summarizer = summarizer
         self._gate = gate or Gate()
@@ -137,13 +168,20 @@ class Engine:
     def active(self) -> int:
         return len(self._running)
 
+    def use_persona(self, template: str) -> None:
+        """A new persona (bot.persona reloaded it), used from the next message on."""
+        self._config = replace(self._config, persona=template)
+
     async def answer(self, incoming: Incoming, sink: Sink) -> None:
         """Answer one message, after any earlier message of the same conversation."""
         text = clean_input(incoming.text)
         if not text:
             await sink.fail(EMPTY_INPUT)
             return
-        if not await self._admitted(incoming.key, sink):
+        if not incoming.admitted and not await self._admitted(incoming.key, sink):
+            return
+        if incoming.images and self._vision is None:
+            await sink.fail(texts.NO_IMAGES)
             return
         if len(text) > self._config.max_input_chars:
             await sink.fail(
@@ -151,12 +189,12 @@ class Engine:
                 f"I can read up to {self._config.max_input_chars:,}. Please shorten it."
             )
             return
-        fact = parse_remember(text)
+        fact = None if incoming.images else parse_remember(text)
         if fact is not None:
             await self._remember(incoming.key.user_id, fact, sink)
             return
         incoming = replace(incoming, text=text)
-        knowledge = await self._consult(text, sink)
+        knowledge = await self._consult(text, sink, incoming.report)
         if knowledge is None:
             return
         async with self._locks.hold(incoming.key):
@@ -182,13 +220,59 @@ class Engine:
                 return
             *previous, last = loaded.history
             again = replace(incoming, text=last.user)
-            knowledge = await self._consult(last.user, sink)
+            knowledge = await self._consult(last.user, sink, incoming.report)
             if knowledge is None:
                 return
             request = _Request(
                 again, loaded, previous, memory_ok, replace_last=True, knowledge=knowledge
             )
             await self._run(request, sink)
+
+    async def admit(self, key: ConversationKey) -> str | None:
+        """Access lists and limits, before work done for a message (a download, a
+        transcription): None when admitted (pass `admitted=True` on), else the refusal."""
+        return await self._gate.admit(key)
+
+    def ordered(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """Hold the conversation, in arrival order, while a message is prepared (a download, a
+        transcription) and answered: a message sent after it waits its turn."""
+        return self._locks.hold(key)
+
+    def document_chars(self) -> int:
+        """How many characters of a shared document fit its share of the prompt."""
+        tokens = document_budget(self._config.context_tokens, self._config.max_tokens)
+        return int(tokens * min(self.estimator.chars_per_token, 4.0))
+
+    async def share_document(self, key: ConversationKey, document: SharedDocument) -> None:
+        """Keep a document with the conversation (after anything in progress for it)."""
+        async with self._locks.hold(key):
+            await self._memory.store_document(key, document)
+
+    async def answer_once(self, incoming: Incoming, max_tokens: int) -> Answer:
+        """One answer, not streamed, from the persona and the knowledge base only: no memory
+        is read or written (inline mode). Raises an LLMError; the caller admitted it."""
+        found = await self._gate.lookup(incoming.text)
+        if found.reply is not None:
+            return Answer(text=found.reply, finish_reason="stop")
+        persona = self._persona(incoming)
+        messages = build_messages(persona, (), found.prompt + incoming.text)
+        answer = Answer()
+        try:
+            answer = await self._llm.complete(messages, max_tokens)
+        finally:
+            spent = tokens_spent(answer, self.estimator, incoming.text, [])
+            await self._gate.charge(incoming.key, spent)
+        answer.text = split_handoff(answer.text)[0]
+        return answer
+
+    def _persona(self, incoming: Incoming) -> str:
+        return system_prompt(
+            self._config.persona,
+            bot_name=self._config.bot_name,
+            user_name=incoming.user_name,
+            language=incoming.language,
+            now=datetime.now(UTC),
+        )
 
     async def _admitted(self, key: ConversationKey, sink: Sink) -> bool:
         """Access lists and limits (bot.gate); a refused message gets the refusal, no model."""
@@ -197,10 +281,12 @@ class Engine:
             await self._fail(sink, refused)
         return refused is None
 
-    async def _consult(self, question: str, sink: Sink) -> str | None:
+    async def _consult(self, question: str, sink: Sink, report: Report | None) -> str | None:
         """The knowledge-base excerpts for the prompt; None when the gate replied instead."""
         found = await self._gate.lookup(question)
         if found.reply is not None:
+            if report is not None:
+                report.question, report.unknown = question, True
             await self._close(sink, found.reply, None)
             return None
         return found.prompt
@@ -230,7 +316,7 @@ class Engine:
 
     @metrics.timed_redis("load")
     async def _load(self, key: ConversationKey, group_lines: int) -> tuple[Loaded, bool]:
-        facts = key.private or self._config.facts_in_groups
+        facts = key.private or (self._config.facts_in_groups and not key.business)
         try:
             loaded = await self._memory.load(key, facts=facts, group_lines=group_lines)
         except MemoryUnavailable:
@@ -259,7 +345,7 @@ class Engine:
         except LLMStreamCut as exc:
             metrics.error(exc)
             log.warning("answer cut mid-stream for %s: %s", request.key.scope, exc)
-            await self._close(sink, answer.text, exc.user_message)
+            await self._close(sink, visible(answer.text), exc.user_message)
             return
         except LLMError as exc:
             metrics.error(exc)
@@ -279,31 +365,29 @@ class Engine:
         await self._complete(request, sink, answer, packed, note)
 
     async def _generate(self, request: _Request, sink: Sink, answer: Answer) -> Packed:
-        persona = system_prompt(
-            self._config.persona,
-            bot_name=self._config.bot_name,
-            user_name=request.incoming.user_name,
-            now=datetime.now(UTC),
-        )
+        persona = self._persona(request.incoming)
         facts = [f.text for f in request.loaded.facts]
-        system = compose_system(persona, request.loaded.summary, facts)
+        system = compose_system(persona, request.loaded.summary, facts, request.loaded.document)
         question = request.knowledge + format_context(request.loaded.group_lines) + request.text
+        images = request.incoming.images
+        llm = self._vision if images and self._vision is not None else self._llm
         budget = Budget(self._config.context_tokens, self._config.max_tokens)
         room = budget.for_history(
-            self.estimator.estimate(system), self.estimator.estimate(question)
+            self.estimator.estimate(system),
+            self.estimator.estimate(question) + IMAGE_TOKENS * len(images),
         )
         if room < 0:
             raise PromptTooLong("the message alone exceeds the context budget")
         retried = False
         while True:
             packed = pack_history(request.history, room)
-            messages = build_messages(system, packed.turns, question)
-            stream = self._llm.stream(messages, self._config.max_tokens, answer)
+            messages = build_messages(system, packed.turns, question, images)
+            stream = llm.stream(messages, self._config.max_tokens, answer)
             stream = metrics.observe_stream(stream, answer)
             try:
                 async with aclosing(stream):
                     async for _ in stream:
-                        sink.push(answer.text)
+                        sink.push(visible(answer.text))
             except PromptTooLong:
                 # Our estimate was short of the server's count: halve the history, once.
                 if retried or answer.text or not packed.turns:
@@ -311,26 +395,33 @@ class Engine:
                 log.info("prompt too long for the server; retrying with half the history")
                 room, retried = history_tokens(packed.turns) // 2, True
                 continue
-            if answer.prompt_tokens:
+            if answer.prompt_tokens and not images:
                 self.estimator.learn(sum(len(m["content"]) for m in messages), answer.prompt_tokens)
             return packed
 
     async def _complete(
         self, request: _Request, sink: Sink, answer: Answer, packed: Packed, note: str | None
     ) -> None:
+        answer.text, handoff = split_handoff(answer.text)
         if not answer.text.strip():
             await self._fail(sink, "The model returned an empty answer. Please try /retry.")
             return
         if not request.memory_ok and request.key not in self._warned_memory:
             self._warned_memory.add(request.key)
             note = MemoryUnavailable.user_message
+        report = request.incoming.report
+        if report is not None:
+            report.question, report.answer, report.handoff = request.text, answer.text, handoff
         if not await self._close(sink, answer.text, note):
+            if report is not None:
+                report.answer, report.handoff = "", False
             return
         if request.memory_ok:
             await self._write_turn(request, answer, packed.dropped)
 
     async def _finish_stopped(self, request: _Request, sink: Sink, answer: Answer) -> None:
         log.info("generation stopped by the user for %s", request.key.scope)
+        answer.text = visible(answer.text)
         if not answer.text.strip():
             await self._fail(sink, STOPPED_NOTE)
             return
@@ -355,7 +446,8 @@ class Engine:
                 fresh=request.fresh,
                 title=request.incoming.title,
             )
-            if not request.key.private and request.loaded.last_active is None:
+            group = not request.key.private and not request.key.business
+            if group and request.loaded.last_active is None:
                 await self._memory.add_group_member(request.key.chat_id, request.key.user_id)
         except MemoryUnavailable:
             metrics.error(MemoryUnavailable)

@@ -9,13 +9,27 @@ and `charge` once the model has answered (the tokens spent, for the daily quota)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.access import AccessPolicy, refusal
 from bot.conversation import TokenEstimator, Turn, history_tokens
-from bot.knowledge import Knowledge, Lookup
 from bot.limits import Limits
 from bot.llm import Answer
 from bot.memory import ConversationKey
+
+if TYPE_CHECKING:
+    # Imported only when a knowledge base is configured: it brings numpy and bm25s (~20 MB).
+    from bot.knowledge import Knowledge
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the knowledge base adds to a question: excerpts for the prompt, or a reply instead
+    of asking the model (strict mode, nothing relevant)."""
+
+    prompt: str = ""
+    reply: str | None = None
 
 
 class Gate:
@@ -30,8 +44,10 @@ class Gate:
         self._knowledge = knowledge
 
     async def admit(self, key: ConversationKey) -> str | None:
-        """None when the message may be answered; else the refusal (access first, then limits)."""
-        refused = refusal(self._access, key.user_id, key.chat_id)
+        """None when the message may be answered; else the refusal (access first, then limits).
+        A business chat's customer needs no access of their own: bot.business checks the
+        business owner's."""
+        refused = None if key.business else refusal(self._access, key.user_id, key.chat_id)
         if refused is None and self._limits is not None:
             refused = await self._limits.check(key.user_id)
         return refused

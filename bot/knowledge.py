@@ -37,6 +37,7 @@ import numpy.typing as npt
 from bot.chunking import Chunk
 from bot.documents import Documents, read, stat_fingerprint
 from bot.errors import LLMError, MemoryUnavailable
+from bot.gate import Lookup
 from bot.llm import LLMClient
 from bot.memory import Memory
 from bot.ranking import LexicalIndex, Vector, best, cosine, fuse, normalized
@@ -74,15 +75,6 @@ class Hit:
     bm25: float
     similarity: float | None = None
     relevant: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """What the knowledge base adds to a question: excerpts for the prompt, or a reply instead
-    of asking the model (strict mode, nothing relevant)."""
-
-    prompt: str = ""
-    reply: str | None = None
 
 
 class Index:

@@ -31,6 +31,7 @@ from bot.errors import (
     LLMUnavailable,
     PromptTooLong,
 )
+from bot.llm_http import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,13 @@ class LLMClient:
     def __init__(self, config: LLMConfig) -> None:
         self._config = config
         self._model = config.model
+        timeout = httpx2.Timeout(config.stall_timeout_s, connect=5.0)
         self._client = AsyncOpenAI(
             base_url=config.base_url,
             api_key=config.api_key,
             max_retries=0,
-            timeout=httpx2.Timeout(config.stall_timeout_s, connect=5.0),
+            timeout=timeout,
+            http_client=httpx2.AsyncClient(transport=AiohttpTransport(), timeout=timeout),
         )
 
     async def close(self) -> None:

@@ -1,8 +1,8 @@
 """A Redis for a first run: the one on localhost:6379 if it answers, else a private one.
 
 The private `redis-server` keeps its data (AOF) in the user's data directory and lives as long
-as the bot. This module speaks just enough RESP to ping, so `bot.memory` stays the only user of
-the redis client library.
+as the bot. This module speaks just enough RESP to ping, so the redis client library stays in
+`bot.memory` and `bot.updatequeue`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Cluster keeps them on one slot and multi-key transactions stay legal:
 
     {p}:{u<id>}:h:<scope>   list: the current conversation's turns, oldest first (JSON u, a, t, at)
     {p}:{u<id>}:o:<scope>   list: older turns waiting to be folded into the summary
-    {p}:{u<id>}:m:<scope>   hash: last (unix time of the last turn), summary, title
+    {p}:{u<id>}:m:<scope>   hash: last (unix time of the last turn), summary, title, doc (the
+                            document shared in the conversation: JSON name, text, cut, at)
     {p}:{u<id>}:facts       list: facts the user asked to be remembered (JSON text, at)
     {p}:{u<id>}:keys        set: every key above that exists, so "forget everything" needs no SCAN
     {p}:{g<chat>}:settings  hash: a group's own settings (context, triggers)
@@ -16,8 +17,17 @@ Cluster keeps them on one slot and multi-key transactions stay legal:
     {p}:{u<id>}:quota       hash: day, used (tokens charged today, daily quota)
     {p}:kb:index            hash: version, blob (the built knowledge base; no TTL)
     {p}:{g<chat>}:members   set: users with a conversation in the group (to follow a migration)
+    {p}:{u<id>}:handoff     hash: topic, since, last, name (the user is handed over to people)
+    {p}:{u<id>}:fb          hash: <tag> (JSON q, a, c, at: an answer with 👍/👎), <tag>:v (the vote)
+    {p}:{support}:topics    hash: support-chat topic -> user (no TTL); :users the reverse
+    {p}:{support}:active    sorted set: users in a handoff, by their last message either way
+    {p}:{b<conn>}:conn      hash: owner, name, enabled, reply (a Telegram Business connection)
+    {p}:{b<conn>}:pause:<c> string: the owner wrote in chat <c> (expires after the pause)
+    {p}:{stats}:day:<d>     hash: answers, up, down, unknown, handoffs of UTC day <d> (/stats)
+    {p}:{stats}:unanswered  sorted set: questions that got "don't know" or 👎, by count
 
-A scope is `p` for the private chat, `g<chat_id>t<thread_id>` for one group topic. Every write
+A scope is `p` for the private chat, `g<chat_id>t<thread_id>` for one group topic,
+`b<connection>` for a chat with a business (Telegram Business). Every write
 renews the TTLs. A message costs one pipelined read and one MULTI/EXEC write.
 
 Redis Cluster: every transaction (MULTI/EXEC) and Lua script here touches one hash tag only
@@ -32,7 +42,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
@@ -42,7 +52,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
-from bot.conversation import Turn
+from bot.conversation import SharedDocument, Turn
 from bot.errors import MemoryUnavailable
 
 log = logging.getLogger(__name__)
@@ -113,13 +123,17 @@ class ConversationKey:
     user_id: int
     chat_id: int
     thread_id: int | None = None
+    # A Telegram Business connection: the user is a customer writing to a business owner.
+    business: str = ""
 
     @property
     def private(self) -> bool:
-        return self.chat_id == self.user_id
+        return self.chat_id == self.user_id and not self.business
 
     @property
     def scope(self) -> str:
+        if self.business:
+            return f"b{self.business}"
         if self.private:
             return "p"
         return f"g{self.chat_id}t{self.thread_id or 0}"
@@ -147,6 +161,7 @@ class Loaded:
     summary: str = ""
     facts: list[Fact] = field(default_factory=list)
     group_lines: list[GroupLine] = field(default_factory=list)
+    document: SharedDocument | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +218,38 @@ class Keys:
     def group_members(self, chat_id: int) -> str:
         return f"{self.group(chat_id)}:members"
 
+    # Customer service. The user's handoff and kept answers share the user's tag; the support
+    # desk's maps, a business connection's keys and the /stats counters have a tag each.
+    def handoff(self, user_id: int) -> str:
+        return f"{self.user(user_id)}:handoff"
+
+    def feedback(self, user_id: int) -> str:
+        return f"{self.user(user_id)}:fb"
+
+    def support(self) -> str:
+        return f"{self.prefix}:{{support}}"
+
+    def support_topics(self) -> str:
+        return f"{self.support()}:topics"
+
+    def support_users(self) -> str:
+        return f"{self.support()}:users"
+
+    def support_active(self) -> str:
+        return f"{self.support()}:active"
+
+    def business_connection(self, connection_id: str) -> str:
+        return f"{self.prefix}:{{b{connection_id}}}:conn"
+
+    def business_pause(self, connection_id: str, chat_id: int) -> str:
+        return f"{self.prefix}:{{b{connection_id}}}:pause:{chat_id}"
+
+    def stats_day(self, day: str) -> str:
+        return f"{self.prefix}:{{stats}}:day:{day}"
+
+    def stats_unanswered(self) -> str:
+        return f"{self.prefix}:{{stats}}:unanswered"
+
 
 def _json(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
@@ -217,6 +264,30 @@ def decode_turn(raw: bytes | str) -> Turn | None:
         record = json.loads(raw)
         return Turn(str(record["u"]), str(record["a"]), int(record["t"]), float(record["at"]))
     except (ValueError, KeyError, TypeError):
+        return None
+
+
+def encode_document(document: SharedDocument) -> bytes:
+    return _json(
+        {
+            "name": document.name,
+            "text": document.text,
+            "cut": document.truncated,
+            "at": round(document.at, 3),
+        }
+    )
+
+
+def decode_document(raw: bytes | str | None) -> SharedDocument | None:
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+        return SharedDocument(
+            str(record["name"]), str(record["text"]), bool(record["cut"]), float(record["at"])
+        )
+    except (ValueError, KeyError, TypeError):
+        log.warning("skipped an unreadable shared document")
         return None
 
 
@@ -249,13 +320,15 @@ def _text(raw: bytes | str | None) -> str:
     return raw or ""
 
 
-# A command that meets a broken connection is retried on a new one, waiting 50 ms doubling up to
-# 1 s (with jitter) between 8 attempts, about 4 s in all: that rides out a restart, a Sentinel
-# failover (a new connection asks the sentinels for the master again; the old master, demoted,
-# answers READONLY, which also drops the connection) or a cluster failover (the cluster client
-# re-reads the slot map on MOVED or a lost node). Past that the caller gets MemoryUnavailable and
-# the next command starts over.
-RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=8)
+# A command that meets a broken connection is retried on a new connection, 3 times, waiting
+# 50 ms doubling up to 0.5 s (jittered) in between: well under a second. That rides out a
+# dropped connection, a restart, and the end of a failover: a new connection asks the Sentinels
+# for the master again (a demoted master answers READONLY, which drops the connection too), and
+# the cluster client re-reads the slot map on MOVED or a lost node. A longer outage (a failover
+# still deciding) is not waited out here: the caller gets MemoryUnavailable at once and answers
+# without memory, and the next command starts over.
+MAX_CONNECTIONS = 64
+RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3)
 _TIMEOUTS: dict[str, Any] = {"socket_timeout": 3, "socket_connect_timeout": 3}
 
 
@@ -266,8 +339,10 @@ def connect(
     options: dict[str, Any] = {
         **_TIMEOUTS,
         "retry": RETRY,
-        "max_connections": 256,
+        "max_connections": MAX_CONNECTIONS,
         "health_check_interval": 30,
+        # No CLIENT SETINFO: it costs a round trip and a package-metadata lookup per connection.
+        "driver_info": None,
     }
     if cluster:
         # The cluster client speaks the same command API, sending each command to the node of its
@@ -288,7 +363,12 @@ def connect(
             **options,
         )
         return managed
-    return aioredis.Redis.from_url(url, **options)
+    # A bounded pool that makes a burst wait briefly for a connection instead of opening one per
+    # conversation: a command takes well under a millisecond, so a few dozen connections serve
+    # thousands of users.
+    return aioredis.Redis.from_pool(
+        aioredis.BlockingConnectionPool.from_url(url, timeout=5, **options)
+    )
 
 
 class Memory:
@@ -355,7 +435,7 @@ class Memory:
         async def read() -> list[Any]:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.lrange(self._keys.history(key), 0, -1)
-                pipe.hmget(self._keys.meta(key), ["last", "summary"])
+                pipe.hmget(self._keys.meta(key), ["last", "summary", "doc"])
                 if facts:
                     pipe.lrange(self._keys.facts(key.user_id), 0, -1)
                 if group_lines:
@@ -364,13 +444,14 @@ class Memory:
                 return await pipe.execute()
 
         results = iter(await self._call("load", read))
-        raw_turns, (last, summary) = next(results), next(results)
+        raw_turns, (last, summary, document) = next(results), next(results)
         return Loaded(
             history=_decode_all(raw_turns, decode_turn),
             last_active=float(last) if last is not None else None,
             summary=_text(summary),
             facts=_decode_all(next(results), decode_fact) if facts else [],
             group_lines=_decode_all(next(results), decode_line) if group_lines else [],
+            document=decode_document(document),
         )
 
     async def append(
@@ -443,6 +524,21 @@ class Memory:
                 await pipe.execute()
 
         await self._call("store summary", write)
+
+    async def store_document(self, key: ConversationKey, document: SharedDocument) -> None:
+        """Keep `document` with the conversation, in place of any earlier one (one per
+        conversation, so memory stays bounded); it goes with the conversation (/new, TTL)."""
+        meta, index = self._keys.meta(key), self._keys.index(key.user_id)
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(meta, "doc", encode_document(document))
+                pipe.sadd(index, meta)
+                pipe.expire(meta, self._ttl)
+                pipe.expire(index, self._ttl)
+                await pipe.execute()
+
+        await self._call("store document", write)
 
     async def forget_conversation(self, key: ConversationKey) -> None:
         """Start over: the history and its summary go; facts stay."""
@@ -654,3 +750,356 @@ class Memory:
         name = self._keys.knowledge()
         mapping: dict[Any, Any] = {"version": version, "blob": blob}
         await self._call("store knowledge", lambda: self._redis.hset(name, mapping=mapping))
+
+    # ------------------------------------------------------------------ customer service
+    # Handoffs (bot/handoff.py), Telegram Business (bot/business.py), feedback and /stats
+    # (bot/feedback.py), /export. Keys and scripts: see `Keys` and the end of this module.
+
+    async def claim_handoff(self, user_id: int, name: str, now: float, ttl: int) -> bool:
+        """Start a handoff for the user unless one is open (its topic still 0); True if so."""
+        keys = [self._keys.handoff(user_id)]
+        args: list[float | str | int] = [round(now, 3), name, ttl]
+
+        async def run() -> Any:
+            return await self._redis.register_script(_CLAIM_HANDOFF)(keys=keys, args=args)
+
+        return bool(await self._call("claim handoff", run))
+
+    async def start_handoff(self, user_id: int, thread_id: int, now: float, ttl: int) -> None:
+        """The handoff's topic is ready: relaying starts, and the idle clock."""
+        await self._update_handoff("start handoff", user_id, now, ttl, thread_id)
+
+    async def touch_handoff(self, user_id: int, now: float, ttl: int) -> None:
+        """A message went either way: the idle clock starts again."""
+        await self._update_handoff("touch handoff", user_id, now, ttl)
+
+    async def _update_handoff(
+        self, what: str, user_id: int, now: float, ttl: int, thread_id: int | None = None
+    ) -> None:
+        """Set `last` (and the topic) of a handoff still open: one that just ended stays so."""
+        keys = [self._keys.handoff(user_id)]
+        args: list[str | int | float] = [ttl, "last", round(now, 3)]
+        if thread_id is not None:
+            args += ["topic", thread_id]
+        active = self._keys.support_active()
+
+        async def run() -> None:
+            if await self._redis.register_script(_UPDATE_HANDOFF)(keys=keys, args=args):
+                await self._redis.zadd(active, {str(user_id): now})
+
+        await self._call(what, run)
+
+    async def handoff(self, user_id: int) -> HandoffState | None:
+        raw = await self._call(
+            "read handoff", lambda: self._redis.hgetall(self._keys.handoff(user_id))
+        )
+        return _handoff_state(user_id, raw)
+
+    async def end_handoff(self, user_id: int) -> HandoffState | None:
+        """End the handoff; its state when this call ended it, None when none was open."""
+        keys: list[str] = [self._keys.handoff(user_id)]
+        active = self._keys.support_active()
+
+        async def run() -> Any:
+            fields = await self._redis.register_script(_END_HANDOFF)(keys=keys)
+            await self._redis.zrem(active, str(user_id))
+            return fields
+
+        flat = await self._call("end handoff", run)
+        return _handoff_state(user_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+
+    async def link_topic(self, thread_id: int, user_id: int) -> None:
+        """The customer's forum topic in the support chat, both ways (kept after handoffs)."""
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._keys.support_topics(), str(thread_id), str(user_id))
+                pipe.hset(self._keys.support_users(), str(user_id), str(thread_id))
+                await pipe.execute()
+
+        await self._call("link topic", write)
+
+    async def topic_user(self, thread_id: int) -> int | None:
+        raw = await self._call(
+            "topic user", lambda: self._redis.hget(self._keys.support_topics(), str(thread_id))
+        )
+        return int(raw) if raw is not None else None
+
+    async def user_topic(self, user_id: int) -> int | None:
+        raw = await self._call(
+            "user topic", lambda: self._redis.hget(self._keys.support_users(), str(user_id))
+        )
+        return int(raw) if raw is not None else None
+
+    async def idle_handoffs(self, before: float) -> list[int]:
+        """Users whose handoff saw no message since `before`."""
+        raw = await self._call(
+            "idle handoffs",
+            lambda: self._redis.zrangebyscore(self._keys.support_active(), "-inf", before),
+        )
+        return [int(_text(member)) for member in cast("list[bytes]", raw)]
+
+    async def save_business(self, link: BusinessLink) -> None:
+        name = self._keys.business_connection(link.id)
+        fields: dict[Any, Any] = {
+            "owner": link.owner_id,
+            "name": link.owner_name,
+            "enabled": int(link.enabled),
+            "reply": int(link.can_reply),
+        }
+        await self._call("save business", lambda: self._redis.hset(name, mapping=fields))
+
+    async def business_state(
+        self, connection_id: str, chat_id: int
+    ) -> tuple[BusinessLink | None, bool]:
+        """The connection (None if unknown) and whether the chat is paused, in one round trip."""
+
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(self._keys.business_connection(connection_id))
+                pipe.exists(self._keys.business_pause(connection_id, chat_id))
+                return await pipe.execute()
+
+        raw, paused = await self._call("business state", read)
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        if "owner" not in fields:
+            return None, bool(paused)
+        link = BusinessLink(
+            connection_id,
+            int(fields["owner"]),
+            fields.get("name", ""),
+            fields.get("enabled") == "1",
+            fields.get("reply") == "1",
+        )
+        return link, bool(paused)
+
+    async def pause_business(self, connection_id: str, chat_id: int, seconds: float) -> None:
+        name = self._keys.business_pause(connection_id, chat_id)
+        ms = max(1, round(seconds * 1000))
+        await self._call("pause business", lambda: self._redis.set(name, "1", px=ms))
+
+    async def keep_answer(
+        self, user_id: int, tag: str, record: dict[str, Any], keep: int, ttl: int
+    ) -> None:
+        """Keep an answer that has 👍/👎 buttons, for its votes (the newest `keep` stay)."""
+        keys = [self._keys.feedback(user_id), self._keys.index(user_id)]
+        args: list[str | int] = [tag, _json(record).decode(), keep, ttl]
+
+        async def run() -> Any:
+            return await self._redis.register_script(_KEEP_ANSWER)(keys=keys, args=args)
+
+        await self._call("keep answer", run)
+
+    async def vote(self, user_id: int, tag: str, value: str) -> tuple[dict[str, Any] | None, str]:
+        """Set the vote on a kept answer: the answer's record (None if gone), the vote before."""
+        keys, args = [self._keys.feedback(user_id)], [tag, value]
+
+        async def run() -> Any:
+            return await self._redis.register_script(_VOTE)(keys=keys, args=args)
+
+        found = await self._call("vote", run)
+        if not found:
+            return None, ""
+        try:
+            record = json.loads(found[0])
+        except ValueError:
+            return None, ""
+        return (record if isinstance(record, dict) else None), _text(found[1])
+
+    async def add_stats(
+        self, day: str, counts: dict[str, int], questions: dict[str, int] | None = None
+    ) -> None:
+        """Add to a day's counters, and to the unanswered questions' counts."""
+        day_key, unanswered = self._keys.stats_day(day), self._keys.stats_unanswered()
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for counter, n in counts.items():
+                    pipe.hincrby(day_key, counter, n)
+                pipe.expire(day_key, STATS_TTL_S)
+                for question, n in (questions or {}).items():
+                    pipe.zincrby(unanswered, n, question)
+                if questions:
+                    pipe.zremrangebyscore(unanswered, "-inf", 0)
+                    pipe.zremrangebyrank(unanswered, 0, -MAX_UNANSWERED - 1)
+                await pipe.execute()
+
+        await self._call("add stats", write)
+
+    async def read_stats(
+        self, days: Sequence[str], top: int
+    ) -> tuple[list[DayCounts], list[tuple[str, int]], int]:
+        """Counters of `days`, the `top` unanswered questions, the handoffs open now."""
+
+        async def read() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for day in days:
+                    pipe.hgetall(self._keys.stats_day(day))
+                pipe.zrevrange(self._keys.stats_unanswered(), 0, top - 1, withscores=True)
+                pipe.zcard(self._keys.support_active())
+                return await pipe.execute()
+
+        *raw_days, raw_top, open_handoffs = await self._call("read stats", read)
+        counts = [_day_counts(day, raw) for day, raw in zip(days, raw_days, strict=True)]
+        questions = [(_text(q), int(score)) for q, score in raw_top]
+        return counts, questions, int(open_handoffs)
+
+    async def export_user(self, user_id: int) -> tuple[list[Fact], list[ExportedConversation]]:
+        """Every fact and stored conversation of a user (from the key index, no SCAN)."""
+
+        async def read() -> tuple[list[Any], list[str]]:
+            members = await self._redis.smembers(self._keys.index(user_id))
+            metas = sorted(name for name in map(_text, members) if ":m:" in name)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.lrange(self._keys.facts(user_id), 0, -1)
+                for meta in metas:
+                    pipe.hmget(meta, ["title", "last", "summary"])
+                    pipe.lrange(meta.replace(":m:", ":o:", 1), 0, -1)
+                    pipe.lrange(meta.replace(":m:", ":h:", 1), 0, -1)
+                return await pipe.execute(), metas
+
+        results, metas = await self._call("export", read)
+        conversations = []
+        for i, meta in enumerate(metas):
+            (title, last, summary), pending, turns = results[1 + 3 * i : 4 + 3 * i]
+            if not (turns or pending or summary):
+                continue
+            conversations.append(
+                ExportedConversation(
+                    scope=meta.rsplit(":m:", 1)[1],
+                    title=_text(title),
+                    last_active=float(last) if last is not None else None,
+                    summary=_text(summary),
+                    pending=_decode_all(pending, decode_turn),
+                    turns=_decode_all(turns, decode_turn),
+                )
+            )
+        return _decode_all(results[0], decode_fact), conversations
+
+
+# ---------------------------------------------------------------------- customer service
+
+STATS_TTL_S = 400 * 86400
+MAX_UNANSWERED = 500
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffState:
+    """A customer handed over to people: their topic (0 while it opens), since, last message."""
+
+    user_id: int
+    thread_id: int
+    since: float
+    last: float
+    name: str
+
+
+def _handoff_state(user_id: int, raw: dict[Any, Any]) -> HandoffState | None:
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    if "since" not in fields:
+        return None
+    try:
+        since = float(fields["since"])
+        return HandoffState(
+            user_id,
+            int(fields.get("topic") or 0),
+            since,
+            float(fields.get("last") or since),
+            fields.get("name", ""),
+        )
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessLink:
+    """A business account's connection with the bot."""
+
+    id: str
+    owner_id: int
+    owner_name: str
+    enabled: bool
+    can_reply: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    COUNTERS: ClassVar[tuple[str, ...]] = ("answers", "up", "down", "unknown", "handoffs")
+
+    day: str
+    answers: int = 0
+    up: int = 0
+    down: int = 0
+    unknown: int = 0
+    handoffs: int = 0
+
+
+def _day_counts(day: str, raw: dict[Any, Any]) -> DayCounts:
+    fields = {_text(k): int(v) for k, v in raw.items()}
+    return DayCounts(day, *(max(0, fields.get(name, 0)) for name in DayCounts.COUNTERS))
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedConversation:
+    scope: str
+    title: str
+    last_active: float | None
+    summary: str
+    pending: list[Turn]
+    turns: list[Turn]
+
+
+# KEYS: the user's handoff hash. ARGV: now, name, TTL. 1 when this call opened the handoff.
+_CLAIM_HANDOFF = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'topic', 0, 'since', ARGV[1], 'last', ARGV[1], 'name', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# KEYS: the user's handoff hash. ARGV: TTL, then field, value pairs to set. 1 when the handoff
+# is open (and updated), 0 when it has ended (nothing is written).
+_UPDATE_HANDOFF = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: the user's handoff hash. Its fields (none when there was no handoff), deleted: of two
+# replicas ending the same handoff, one gets them.
+_END_HANDOFF = """
+local fields = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return fields
+"""
+
+# KEYS: the user's feedback hash, the user's key index. ARGV: tag, record, keep, TTL.
+# Fields are `<tag>` (the record) and `<tag>:v` (the vote); tags start with the time, so the
+# oldest sort first and go when there are more than `keep` answers.
+_KEEP_ANSWER = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local keep = tonumber(ARGV[3])
+local n = redis.call('HLEN', KEYS[1])
+if n > 2 * keep then
+  local fields = redis.call('HKEYS', KEYS[1])
+  table.sort(fields)
+  local old = {}
+  for i = 1, n - keep do old[i] = fields[i] end
+  redis.call('HDEL', KEYS[1], unpack(old))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return n
+"""
+
+# KEYS: the user's feedback hash. ARGV: tag, vote. {record, vote before}; {} when the record
+# is gone.
+_VOTE = """
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return {} end
+local before = redis.call('HGET', KEYS[1], ARGV[1] .. ':v') or ''
+redis.call('HSET', KEYS[1], ARGV[1] .. ':v', ARGV[2])
+return {record, before}
+"""

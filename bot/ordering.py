@@ -9,20 +9,34 @@ from contextlib import asynccontextmanager
 
 
 class KeyedLocks:
-    """A FIFO lock per key, created on first use and dropped when nobody holds or awaits it."""
+    """A FIFO lock per key, created on first use and dropped when nobody holds or awaits it.
+
+    Re-entrant within one task: a handler that holds its conversation while it prepares a
+    message (a download, a transcription) can then have the engine answer it.
+    """
 
     def __init__(self) -> None:
         self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+        self._owners: dict[Hashable, asyncio.Task[object]] = {}
 
     @asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and self._owners.get(key) is task:
+            yield
+            return
         lock, users = self._locks.get(key, (None, 0))
         if lock is None:
             lock = asyncio.Lock()
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
-                yield
+                if task is not None:
+                    self._owners[key] = task
+                try:
+                    yield
+                finally:
+                    self._owners.pop(key, None)
         finally:
             lock_now, users_now = self._locks[key]
             if users_now <= 1:

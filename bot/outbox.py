@@ -16,7 +16,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from telegram import Bot, Message, MessageEntity, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    MessageEntity,
+    MessageId,
+    ReplyParameters,
+)
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
@@ -39,6 +47,8 @@ class Target:
     thread_id: int | None = None
     reply_to: int | None = None
     private: bool = True
+    # A business owner's chat (Telegram Business): sent on the owner's behalf, no drafts.
+    business_connection_id: str | None = None
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -92,7 +102,10 @@ class Outbox:
             return
         try:
             await self._bot.send_chat_action(
-                target.chat_id, ChatAction.TYPING, message_thread_id=target.thread_id
+                target.chat_id,
+                ChatAction.TYPING,
+                message_thread_id=target.thread_id,
+                business_connection_id=target.business_connection_id,
             )
         except RetryAfter as exc:
             self._cool(target.chat_id, retry_after_seconds(exc))
@@ -127,7 +140,13 @@ class Outbox:
         return True
 
     async def send(
-        self, target: Target, chunk: Chunk, *, reply: bool = True, final: bool = True
+        self,
+        target: Target,
+        chunk: Chunk,
+        *,
+        reply: bool = True,
+        final: bool = True,
+        markup: InlineKeyboardMarkup | None = None,
     ) -> int | None:
         """Send a message and return its id; a preview may be skipped (None)."""
         reply_parameters = (
@@ -144,18 +163,33 @@ class Outbox:
                 message_thread_id=target.thread_id,
                 reply_parameters=reply_parameters,
                 link_preview_options=None,
+                reply_markup=markup,
+                business_connection_id=target.business_connection_id,
             )
 
         deliver = self._deliver if final else self._preview
         message = await deliver(target, chunk, call)
         return message.message_id if message is not None else None
 
-    async def edit(self, target: Target, message_id: int, chunk: Chunk, *, final: bool) -> None:
+    async def edit(
+        self,
+        target: Target,
+        message_id: int,
+        chunk: Chunk,
+        *,
+        final: bool,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
         """Replace a message's text; previews give up quietly, finals are delivered."""
 
         async def call(entities: Sequence[MessageEntity] | None, text: str) -> bool:
             await self._bot.edit_message_text(
-                text, chat_id=target.chat_id, message_id=message_id, entities=entities
+                text,
+                chat_id=target.chat_id,
+                message_id=message_id,
+                entities=entities,
+                reply_markup=markup,
+                business_connection_id=target.business_connection_id,
             )
             return True
 
@@ -192,9 +226,39 @@ class Outbox:
 
     async def delete(self, target: Target, message_id: int) -> None:
         try:
-            await self._bot.delete_message(target.chat_id, message_id)
+            if target.business_connection_id is not None:
+                await self._bot.delete_business_messages(
+                    target.business_connection_id, [message_id]
+                )
+            else:
+                await self._bot.delete_message(target.chat_id, message_id)
         except (BadRequest, Forbidden, NetworkError) as exc:
             log.info("could not delete message: %s", exc)
+
+    async def copy(self, target: Target, from_chat_id: int, message_id: int) -> int | None:
+        """Copy a message of any kind (text, photo, document...) to `target`, delivered like a
+        final message; its new id."""
+
+        async def call(_: Sequence[MessageEntity] | None, __: str) -> MessageId:
+            return await self._bot.copy_message(
+                target.chat_id, from_chat_id, message_id, message_thread_id=target.thread_id
+            )
+
+        copied = await self._deliver(target, Chunk("", ()), call)
+        return copied.message_id if copied is not None else None
+
+    async def document(self, target: Target, filename: str, content: bytes, caption: str) -> None:
+        """Send a file, delivered like a final message."""
+
+        async def call(_: Sequence[MessageEntity] | None, __: str) -> Message:
+            return await self._bot.send_document(
+                target.chat_id,
+                InputFile(content, filename=filename),
+                caption=caption,
+                message_thread_id=target.thread_id,
+            )
+
+        await self._deliver(target, Chunk("", ()), call)
 
     async def _deliver(
         self,

@@ -147,6 +147,13 @@ def render_plain(markdown: str, limit: int = TELEGRAM_LIMIT) -> list[Chunk]:
     return [Chunk(chunk.text, ()) for chunk in render(markdown, limit)]
 
 
+def split_plain(text: str, limit: int = TELEGRAM_LIMIT) -> list[Chunk]:
+    """Plain text (no Markdown) as messages of at most `limit` UTF-16 units, cut where
+    `render` cuts: between paragraphs, lines or words."""
+    _check_limit(limit)
+    return _Document(text, ()).split(limit)
+
+
 def preview(markdown: str, limit: int = TELEGRAM_LIMIT) -> Chunk | None:
     """The last `limit` UTF-16 units of a partial answer, its unclosed markup closed."""
     _check_limit(limit)

@@ -29,7 +29,8 @@ class Route:
 
     @property
     def lane(self) -> str:
-        return f"{self.chat_id}:{self.user_id}"
+        """The chat and the user; "" for an update that runs at once (outside every lane)."""
+        return "" if self.immediate else f"{self.chat_id}:{self.user_id}"
 
 
 def _id(obj: Any, *path: str) -> int | None:

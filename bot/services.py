@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.engine import Engine
+from bot.customer import CustomerService
+from bot.engine import Engine, Report
 from bot.groups import Groups
+from bot.inline import InlineAnswers
+from bot.media import Media
 from bot.outbox import Outbox, Target
-from bot.stream import DraftSupport, ReplyStream, StreamConfig
+from bot.stream import Buttons, DraftSupport, ReplyStream, StreamConfig
 from bot.userdata import UserData
 
 
@@ -21,9 +24,19 @@ class Services:
     stream_config: StreamConfig
     bot_name: str
     bot_username: str
+    # Feedback and /stats, Telegram Business, the human handoff desk (bot/customer.py).
+    customer: CustomerService
+    # Photos, voice and documents (bot/media.py); inline mode, None unless INLINE_MODE is on.
+    media: Media | None = None
+    inline: InlineAnswers | None = None
 
-    def reply_stream(self, target: Target) -> ReplyStream:
-        return ReplyStream(self.outbox, target, self.stream_config, self.drafts)
+    def reply_stream(
+        self, target: Target, report: Report | None = None, buttons: Buttons | None = None
+    ) -> ReplyStream:
+        """The sink of one reply; with `buttons`, a model's answer carries them (`report`)."""
+        return ReplyStream(
+            self.outbox, target, self.stream_config, self.drafts, report=report, buttons=buttons
+        )
 
 
 class BotData:

@@ -26,6 +26,9 @@ DEFAULT_SYSTEM_PROMPT = (
     "Always answer in the language the user writes in."
 )
 
+# The largest file the Bot API lets a bot download (getFile).
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+
 # The fix shown next to a failing setting: what a user must do, not what pydantic thinks.
 _HINTS = {
     "TELEGRAM_BOT_TOKEN": "create a bot with @BotFather and set TELEGRAM_BOT_TOKEN=<its token>",
@@ -54,6 +57,23 @@ _HINTS = {
     "ALLOWED_USER_IDS": "list numeric Telegram user ids separated by commas, e.g. 12345,67890",
     "ALLOWED_CHAT_IDS": "list numeric chat ids separated by commas, e.g. -1001234567890",
     "ADMIN_USER_IDS": "list numeric Telegram user ids separated by commas, e.g. 12345",
+    "SUPPORT_CHAT_ID": (
+        "use the id of a supergroup with topics enabled where the bot is an admin allowed to "
+        "manage topics, e.g. -1001234567890, or leave it empty (no human handoff)"
+    ),
+    "HANDOFF_IDLE_HOURS": "use a number of hours, e.g. 24 (0: only /resolve ends a handoff)",
+    "BUSINESS_PAUSE_MINUTES": "use a number of minutes, e.g. 30 (0: never pause)",
+    "STT_BASE_URL": (
+        "set STT_BASE_URL to an OpenAI-compatible speech-to-text endpoint, e.g. "
+        "http://localhost:8000/v1 (faster-whisper-server) or http://localhost:8080/v1 "
+        "(whisper.cpp server), or leave it empty"
+    ),
+    "STT_MODEL": "name the model the speech endpoint serves, e.g. whisper-1",
+    "IMAGE_MAX_SIDE": "use a number of pixels between 128 and 4096, e.g. 1024",
+    "MAX_DOCUMENT_BYTES": (
+        f"use a number of bytes up to {TELEGRAM_DOWNLOAD_LIMIT} (bots may download 20 MB at most)"
+    ),
+    "INLINE_TIMEOUT_S": "Telegram drops inline answers after about 10 s: use at most 9",
 }
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -122,6 +142,22 @@ class Settings(BaseSettings):
     admin_user_ids: IdList = ()
     rate_limit_per_minute: int = Field(0, ge=0)
     daily_token_quota: int = Field(0, ge=0)
+
+    support_chat_id: int | None = None
+    handoff_idle_hours: float = Field(24.0, ge=0)
+    business_pause_minutes: float = Field(30.0, ge=0)
+    feedback_buttons: bool = False
+
+    llm_vision: bool = False
+    vision_model: str = ""
+    image_max_side: int = Field(1024, ge=128, le=4096)
+    stt_base_url: str = ""
+    stt_api_key: SecretStr = SecretStr("not-needed")
+    stt_model: str = Field("whisper-1", validate_default=True)
+    stt_timeout_s: PositiveFloat = 120.0
+    max_document_bytes: int = Field(10_000_000, ge=1000, le=TELEGRAM_DOWNLOAD_LIMIT)
+    inline_mode: bool = False
+    inline_timeout_s: float = Field(7.0, gt=0, le=9)
 
     stream_draft_interval_s: PositiveFloat = 0.4
     stream_edit_interval_s: PositiveFloat = 1.0
@@ -274,11 +310,43 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part!r} is not a numeric Telegram id") from None
         return tuple(ids)
 
+    @field_validator("stt_base_url")
+    @classmethod
+    def _stt_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _is_http_url(value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("stt_model")
+    @classmethod
+    def _stt_model(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("stt_base_url") and not value.strip():
+            raise ValueError("is empty (STT_BASE_URL is set)")
+        return value.strip()
+
+    @field_validator("vision_model")
+    @classmethod
+    def _vision_model(cls, value: str) -> str:
+        return value.strip()
+
     @field_validator("knowledge_dir")
     @classmethod
     def _folder(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError(f"{str(value)!r} is not a folder")
+        return value
+
+    @field_validator("support_chat_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("support_chat_id")
+    @classmethod
+    def _supergroup(cls, value: int | None) -> int | None:
+        if value is not None and value >= 0:
+            raise ValueError(f"{value} is not a supergroup id (those are negative)")
         return value
 
     @field_validator("knowledge_strict")
@@ -299,6 +367,16 @@ class Settings(BaseSettings):
 
     def trigger_words(self) -> tuple[str, ...]:
         return split_words(self.group_trigger_words)
+
+    @property
+    def reads_images(self) -> bool:
+        """Photos go to a vision model: LLM_VISION, or a separate VISION_MODEL."""
+        return self.llm_vision or bool(self.vision_model)
+
+    @property
+    def hears_voice(self) -> bool:
+        """Voice and audio are transcribed (STT_BASE_URL is set)."""
+        return bool(self.stt_base_url)
 
     def system_prompt_template(self) -> str:
         """The persona: SYSTEM_PROMPT_FILE wins over SYSTEM_PROMPT, then the default."""

@@ -14,6 +14,9 @@ import random
 import time
 from dataclasses import dataclass, field
 
+from telegram import InlineKeyboardMarkup
+
+from bot.engine import Report
 from bot.errors import ChatUnavailable
 from bot.outbox import Outbox, Target
 from bot.render import TELEGRAM_LIMIT, Chunk, Entity, preview, render, utf16_len
@@ -73,14 +76,29 @@ def with_note(chunks: list[Chunk], note: str) -> list[Chunk]:
     return [*chunks[:-1], Chunk(joined, (*last.entities, italic))]
 
 
+@dataclass(frozen=True, slots=True)
+class Buttons:
+    """Inline buttons for the last message of a model's answer; `tag` names that answer."""
+
+    tag: str
+    markup: InlineKeyboardMarkup
+
+
 @dataclass(slots=True)
 class ReplyStream:
-    """One reply to one message. Implements the engine's Sink."""
+    """One reply to one message. Implements the engine's Sink.
+
+    `buttons` go under the last message of a model's answer (the engine's `report` has its
+    answer by then), never under the bot's own notices; `rated` says they were delivered.
+    """
 
     outbox: Outbox
     target: Target
     config: StreamConfig
     drafts: DraftSupport
+    report: Report | None = None
+    buttons: Buttons | None = None
+    rated: bool = False
     _use_draft: bool = False
     _draft_id: int = 0
     _latest: str = ""
@@ -94,7 +112,9 @@ class ReplyStream:
     _dead: BaseException | None = None
 
     def __post_init__(self) -> None:
-        self._use_draft = self.target.private and self.drafts.enabled
+        # Drafts cannot be sent on a business's behalf.
+        business = self.target.business_connection_id is not None
+        self._use_draft = self.target.private and self.drafts.enabled and not business
         self._draft_id = random.randint(1, 2**31 - 1)
 
     async def begin(self) -> None:
@@ -114,7 +134,10 @@ class ReplyStream:
         chunks = render(text)
         if note:
             chunks = with_note(chunks, note)
-        await self._deliver(chunks)
+        answered = self.report is not None and bool(self.report.answer)
+        markup = self.buttons.markup if self.buttons is not None and answered else None
+        await self._deliver(chunks, markup)
+        self.rated = markup is not None and bool(self._message_ids)
 
     async def fail(self, message: str) -> None:
         """Say what went wrong; whatever preview was shown is kept above the notice."""
@@ -183,22 +206,33 @@ class ReplyStream:
             self._use_draft = False
         await self._sync(render(text), final=False)
 
-    async def _deliver(self, chunks: list[Chunk]) -> None:
+    async def _deliver(
+        self, chunks: list[Chunk], markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """The final messages; `markup` goes with the last one."""
         if self._use_draft or not self._message_ids:
             for i, chunk in enumerate(chunks):
-                message_id = await self.outbox.send(self.target, chunk, reply=i == 0)
+                last = markup if i == len(chunks) - 1 else None
+                message_id = await self.outbox.send(self.target, chunk, reply=i == 0, markup=last)
                 if message_id is not None:
                     self._message_ids.append(message_id)
             return
-        await self._sync(chunks, final=True)
+        await self._sync(chunks, final=True, markup=markup)
 
-    async def _sync(self, chunks: list[Chunk], *, final: bool) -> None:
+    async def _sync(
+        self, chunks: list[Chunk], *, final: bool, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
         """Make the reply's messages show `chunks`: edit what exists, send what is new."""
         for i, chunk in enumerate(chunks):
+            last = markup if i == len(chunks) - 1 else None
             if i < len(self._message_ids):
-                await self.outbox.edit(self.target, self._message_ids[i], chunk, final=final)
+                await self.outbox.edit(
+                    self.target, self._message_ids[i], chunk, final=final, markup=last
+                )
                 continue
-            message_id = await self.outbox.send(self.target, chunk, reply=i == 0, final=final)
+            message_id = await self.outbox.send(
+                self.target, chunk, reply=i == 0, final=final, markup=last
+            )
             if message_id is None:
                 return  # a preview with no room in the budget: the next one catches up
             self._message_ids.append(message_id)

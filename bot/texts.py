@@ -31,7 +31,6 @@ HELP = (
 
 RESET_DONE = "Done: I've forgotten this conversation. What shall we talk about?"
 MEMORY_DOWN_RESET = "I can't reach my memory right now, so I couldn't reset. Please try again."
-UNSUPPORTED = "I can only read text messages for now. Please write your question as text."
 INTERNAL_ERROR = "Sorry, something went wrong on my side. Please try again."
 UNKNOWN_COMMAND = "I don't know that command. Send /help to see what I can do."
 
@@ -56,6 +55,7 @@ PRIVATE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("memory", "What I remember about you"),
     ("remember", "Remember a fact about you"),
     ("forget", "Forget a fact, or everything"),
+    ("export", "A file with everything I keep about you"),
 )
 
 
@@ -97,3 +97,142 @@ STALE_BUTTON = "This button has expired."
 
 def no_such_fact(number: str) -> str:
     return f"There is no fact number {number}. /memory lists them."
+
+
+# ---------------------------------------------------------------- photos, voice, documents
+
+DOCUMENT_KINDS = "PDF, text, Markdown, CSV or JSON"
+NO_IMAGES = (
+    "This deployment doesn't read images: its model reads text only. Please describe the "
+    "picture, or ask your question as text."
+)
+NO_VOICE = "This deployment doesn't transcribe voice messages. Please write your question as text."
+IMAGE_UNREADABLE = "I couldn't open that picture. Please send it again as a photo."
+TRANSCRIPTION_FAILED = (
+    "I couldn't transcribe that voice message right now. Please try again, or type it."
+)
+NOTHING_HEARD = "I couldn't make out any words in that recording. Please try again, or type it."
+DOWNLOAD_FAILED = "I couldn't download that file from Telegram. Please send it again."
+DOCUMENT_NOT_KEPT = (
+    "I can't reach my memory right now, so I couldn't keep that document. Please send it "
+    "again in a moment."
+)
+TRANSCRIPT_SHOWN_CHARS = 300
+
+
+def unsupported(*, images: bool, voice: bool) -> str:
+    """What this deployment reads, for a message it cannot (a sticker, a GIF, a poll...)."""
+    kinds = ["text messages"]
+    if images:
+        kinds.append("photos")
+    if voice:
+        kinds.append("voice messages")
+    kinds.append(f"documents ({DOCUMENT_KINDS})")
+    listed = ", ".join(kinds[:-1]) + " and " + kinds[-1]
+    return f"I can read {listed}, but not this kind of message. Please send me one of those."
+
+
+def too_big(what: str, size: int | None, limit: int) -> str:
+    megabyte = 1 << 20
+    shown = f" ({size / megabyte:.1f} MB)" if size else ""
+    return (
+        f"That {what} is too big for me{shown}: I can read files up to "
+        f"{limit / megabyte:.0f} MB. Please send a smaller one."
+    )
+
+
+def document_unsupported(name: str) -> str:
+    return (
+        f"I can't read {name or 'that kind of file'}. I read {DOCUMENT_KINDS} documents: "
+        "please send one of those, or paste the text."
+    )
+
+
+def document_unreadable(name: str, reason: str) -> str:
+    return f"I couldn't read {name}: {reason}."
+
+
+def document_read(name: str, chars: int, kept: str | None) -> str:
+    """After a document without a question: it was read, and how much of it is kept."""
+    if kept is None:
+        return f"📄 I've read {name} ({chars:,} characters). Ask me anything about it."
+    return f"{document_cut(name, kept)} Ask me anything about that part."
+
+
+def document_cut(name: str, kept: str) -> str:
+    return f"✂️ {name} is too long for me to keep whole: I kept {kept}."
+
+
+def transcript(text: str) -> str:
+    """The transcript of a voice message as shown to the user: short, as a quote."""
+    if len(text) > TRANSCRIPT_SHOWN_CHARS:
+        text = text[:TRANSCRIPT_SHOWN_CHARS].rstrip() + "…"
+    return f"🎙 {text}"
+
+
+# ---------------------------------------------------------------- inline mode
+
+INLINE_TIMEOUT = "That takes too long to answer here: ask me in a private chat"
+INLINE_FAILED = "I can't answer right now: try again, or ask me in a private chat"
+INLINE_REFUSED = "I can't answer you here: open a private chat with me"
+
+
+# ---------------------------------------------------------------- customer service
+
+HUMAN_COMMAND = ("human", "Talk to a person from our team")
+
+HANDOFF_OFF = "There's no one from a team I could pass you to here, sorry: I'll do my best myself."
+HANDOFF_IN_PRIVATE = "Send me /human in a private chat and a person from our team will help you."
+HANDOFF_OPENED = (
+    "I've asked a person from our team to take over. They'll answer right here; until then "
+    "I'll stay quiet, and everything you send goes to them."
+)
+HANDOFF_ALREADY = "You're already connected to our team: just write here and they'll read it."
+HANDOFF_FAILED = (
+    "Sorry, I couldn't reach our team right now. Please try /human again in a few minutes."
+)
+HANDOFF_PAUSED = (
+    "A person from our team is helping you right now, so I'm paused. Just write here and "
+    "they'll answer."
+)
+RELAY_FAILED = "Sorry, I couldn't pass that on to our team. Please send it again in a moment."
+BACK_RESOLVED = (
+    "Our team has finished, so I'm back: ask me anything. If you need a person again, send /human."
+)
+BACK_IDLE = (
+    "It's been a while since our team wrote, so I'm back: ask me anything. If you still "
+    "need a person, send /human."
+)
+RESOLVE_WHERE = "Send /resolve inside a customer's topic."
+NOTHING_TO_RESOLVE = "Nothing to resolve: this customer is already talking to the assistant."
+NOT_DELIVERED_RESOLVED = (
+    "⚠️ Not delivered: this conversation was resolved, and the customer is talking to the "
+    "assistant again. They can ask for a person with /human."
+)
+
+
+def topic_help(first_name: str) -> str:
+    return (
+        f"Reply in this topic: your messages (text, photos, files) go to {first_name}; "
+        f"commands don't. /resolve hands {first_name} back to the assistant."
+    )
+
+
+def resolved(operator: str, customer: str) -> str:
+    return f"✅ Resolved by {operator}: {customer} is talking to the assistant again."
+
+
+def handed_back_idle(customer: str, hours: float) -> str:
+    return f"⏱ No messages for {hours:g} h: {customer} was handed back to the assistant."
+
+
+def not_delivered(customer: str, reason: str) -> str:
+    return f"⚠️ Not delivered to {customer}: {reason}"
+
+
+VOTE_THANKS = "Thanks for the feedback!"
+VOTE_NOTED = "Already noted, thanks."
+VOTE_EXPIRED = "This answer is too old to rate."
+STATS_ADMINS_ONLY = "Sorry, /stats is for the bot's admins."
+EXPORT_NOTHING = "I don't keep anything about you right now: no conversations, no facts."
+EXPORT_CAPTION = "Everything I keep about you: your facts and our conversations."

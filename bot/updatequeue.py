@@ -10,7 +10,7 @@ connection (`Memory.client`), so the topology (one server, Cluster, Sentinel) is
 Keys (`{p}` the REDIS_KEY_PREFIX; each shard is its own hash tag `{q<n>}`, so a Redis Cluster
 spreads the shards over its masters and every script below stays within one slot):
 
-    {p}:{q<n>}:s            stream: updates accepted and not yet finished (fields id, u = JSON)
+    {p}:{q<n>}:s            stream: updates accepted, not yet finished (fields: id, lane, JSON)
     {p}:{q<n>}:u:<update>   string: "queued", then "done" (deduplication; expires after a day)
     {p}:{q<n>}:lease        string: the replica that owns the shard (expires unless renewed)
     {p}:replicas            sorted set: live replicas by their last heartbeat (Redis time, ms)
@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError, ResponseError
@@ -39,13 +40,13 @@ GROUP = "telellama"
 # Telegram gives up redelivering an update within a day; a retry after that is not expected.
 SEEN_TTL_S = 86400
 
-# KEYS: seen, stream. ARGV: TTL in seconds, update_id, the update's JSON.
+# KEYS: seen, stream. ARGV: TTL in seconds, update_id, lane, the update's JSON.
 # Returns 1 when the update was new (and is now in the stream), 0 for a duplicate. One script, so
 # an update is never marked seen without being queued, nor queued twice; a client retrying it
 # after a lost reply gets 0, which is just as right.
 _ACCEPT = """
 if redis.call('SET', KEYS[1], 'queued', 'NX', 'EX', ARGV[1]) then
-  redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'u', ARGV[3])
+  redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'l', ARGV[3], 'u', ARGV[4])
   return 1
 end
 return 0
@@ -91,10 +92,11 @@ return 0
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One accepted update in a shard's stream."""
+    """One accepted update in a shard's stream; `lane` is bot.routing's ("" to run at once)."""
 
     id: str
     update_id: int
+    lane: str
     payload: bytes
 
 
@@ -129,7 +131,8 @@ def _entries(raw: Any) -> list[Entry]:
         if not fields:  # deleted while pending; nothing left to process
             continue
         try:
-            found.append(Entry(_text(entry_id), int(fields[b"id"]), bytes(fields[b"u"])))
+            update_id, lane = int(fields[b"id"]), _text(fields[b"l"])
+            found.append(Entry(_text(entry_id), update_id, lane, bytes(fields[b"u"])))
         except (KeyError, ValueError):
             log.warning("skipped an unreadable queue entry %s", _text(entry_id))
     return found
@@ -160,10 +163,10 @@ class UpdateQueue:
 
     # ------------------------------------------------------------------ receiving (webhook)
 
-    async def accept(self, shard: int, update_id: int, payload: bytes) -> bool:
+    async def accept(self, shard: int, update_id: int, lane: str, payload: bytes) -> bool:
         """Queue an update unless it was seen before; True when it is new."""
         keys = [self._keys.seen(shard, update_id), self._keys.stream(shard)]
-        args: list[int | bytes] = [SEEN_TTL_S, update_id, payload]
+        args: list[int | str | bytes] = [SEEN_TTL_S, update_id, lane, payload]
 
         async def run() -> Any:
             return await self._accept(keys=keys, args=args)
@@ -174,7 +177,7 @@ class UpdateQueue:
 
     async def heartbeat(self, lease_ms: int) -> int:
         """Say this replica is alive; returns how many are (this one included)."""
-        keys, args = [self._keys.replicas()], [self.consumer, lease_ms]
+        keys, args = [self._keys.replicas()], [self.consumer, str(lease_ms)]
 
         async def run() -> Any:
             return await self._heartbeat(keys=keys, args=args)
@@ -194,7 +197,7 @@ class UpdateQueue:
 
     async def renew(self, shard: int, lease_ms: int) -> bool:
         """Extend the lease; False when it is no longer ours."""
-        keys, args = [self._keys.lease(shard)], [self.consumer, lease_ms]
+        keys, args = [self._keys.lease(shard)], [self.consumer, str(lease_ms)]
 
         async def run() -> Any:
             return await self._renew(keys=keys, args=args)
@@ -208,10 +211,6 @@ class UpdateQueue:
             return await self._release(keys=keys, args=args)
 
         await self._call("release", run)
-
-    async def owner(self, shard: int) -> str | None:
-        raw = await self._call("owner", lambda: self._redis.get(self._keys.lease(shard)))
-        return None if raw is None else _text(raw)
 
     # ------------------------------------------------------------------ consuming
 
@@ -253,18 +252,32 @@ class UpdateQueue:
         claimed: list[Entry] = []
         cursor = "0-0"
         while True:
-            start = cursor
-
-            async def run() -> Any:
-                return await self._redis.xautoclaim(
-                    stream, GROUP, self.consumer, min_idle_ms, start_id=start, count=100
-                )
-
-            reply = await self._call("claim", run)
+            reply = await self._call(
+                "claim", partial(self._claim_page, stream, min_idle_ms, cursor)
+            )
             claimed += _entries(reply[1])
             cursor = _text(reply[0])
             if cursor == "0-0":
                 return claimed
+
+    async def _claim_page(self, stream: str, min_idle_ms: int, start: str) -> Any:
+        return await self._redis.xautoclaim(
+            stream, GROUP, self.consumer, min_idle_ms, start_id=start, count=100
+        )
+
+    async def deliveries(self, shard: int, entries: list[Entry]) -> dict[str, int]:
+        """How many times each pending entry was handed to a replica (read or claimed)."""
+        if not entries:
+            return {}
+        stream = self._keys.stream(shard)
+
+        async def run() -> Any:
+            return await self._redis.xpending_range(
+                stream, GROUP, min=entries[0].id, max=entries[-1].id, count=len(entries)
+            )
+
+        pending = await self._call("pending", run)
+        return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
     async def forget_idle_consumers(self, shard: int, idle_ms: int) -> None:
         """Drop consumers (replicas gone) with nothing pending, so the group does not grow."""
@@ -291,7 +304,3 @@ class UpdateQueue:
             return await self._finish(keys=keys, args=args)
 
         await self._call("finish", run)
-
-    async def backlog(self, shard: int) -> int:
-        """Entries in the shard's stream: accepted and not finished."""
-        return int(await self._call("backlog", lambda: self._redis.xlen(self._keys.stream(shard))))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from bot.conversation import MAX_FACT_CHARS
-from bot.memory import Fact, Memory, StoredConversation
+from bot.memory import ExportedConversation, Fact, Memory, StoredConversation
 
 
 class UserData:
@@ -27,3 +27,7 @@ class UserData:
 
     async def forget_everything(self, user_id: int) -> int:
         return await self._memory.forget_user(user_id)
+
+    async def export(self, user_id: int) -> tuple[list[Fact], list[ExportedConversation]]:
+        """Everything kept about the user (/export)."""
+        return await self._memory.export_user(user_id)

@@ -7,18 +7,43 @@ from typing import Any
 from telegram.ext import (
     Application,
     BaseHandler,
+    BusinessConnectionHandler,
     CallbackQueryHandler,
     CommandHandler,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
-from handlers import admin, commands, errors, memory, messages
+from handlers import (
+    admin,
+    business,
+    commands,
+    errors,
+    export,
+    feedback,
+    inline,
+    media,
+    memory,
+    messages,
+    support,
+)
 
 NEW = filters.UpdateType.MESSAGE
 PRIVATE = filters.ChatType.PRIVATE & NEW
 GROUPS = filters.ChatType.GROUPS & NEW
 ANY_CHAT = PRIVATE | GROUPS
+
+
+def first() -> list[BaseHandler[Any, Any, Any]]:
+    """Run before the table, and may stop it: a customer handed over to a person, and the
+    support chat, are not answered by the model."""
+    return [
+        MessageHandler(PRIVATE, support.during_handoff),
+        MessageHandler(
+            filters.ChatType.SUPERGROUP & NEW & ~filters.StatusUpdate.ALL, support.support_chat
+        ),
+    ]
 
 
 def table() -> list[BaseHandler[Any, Any, Any]]:
@@ -33,7 +58,19 @@ def table() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("memory", memory.memory, filters=ANY_CHAT),
         CommandHandler("forget", memory.forget, filters=ANY_CHAT),
         CommandHandler("settings", admin.settings, filters=ANY_CHAT),
+        CommandHandler("human", support.human, filters=ANY_CHAT),
+        CommandHandler("export", export.export, filters=ANY_CHAT),
+        CommandHandler("stats", feedback.stats, filters=ANY_CHAT),
         CallbackQueryHandler(memory.forget_all_button, pattern=f"^{memory.FORGET_ALL}"),
+        CallbackQueryHandler(feedback.vote, pattern=r"^fb:"),
+        BusinessConnectionHandler(business.connection),
+        MessageHandler(filters.UpdateType.BUSINESS_MESSAGE, business.message),
+        MessageHandler(
+            ANY_CHAT & filters.TEXT & ~filters.COMMAND & media.REPLIES_TO_MEDIA,
+            media.reply_to_media,
+        ),
+        MessageHandler(PRIVATE & media.READABLE, media.private_media),
+        MessageHandler(GROUPS & media.READABLE, media.group_media),
         MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, messages.private_text),
         MessageHandler(PRIVATE & filters.COMMAND, messages.unknown_command),
         MessageHandler(PRIVATE & ~filters.TEXT & ~filters.StatusUpdate.ALL, messages.unsupported),
@@ -42,9 +79,11 @@ def table() -> list[BaseHandler[Any, Any, Any]]:
         ),
         MessageHandler(filters.StatusUpdate.MIGRATE, messages.migrated),
         CallbackQueryHandler(messages.stale_button),
+        InlineQueryHandler(inline.inline_query),
     ]
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    app.add_handlers(first(), group=-1)
     app.add_handlers(table())
     app.add_error_handler(errors.on_error)

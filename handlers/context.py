@@ -30,6 +30,8 @@ class Where:
     target: Target
     user_name: str
     title: str | None
+    # The user's language code as Telegram gives it ("" when it does not).
+    language: str = ""
 
     @property
     def private(self) -> bool:
@@ -46,4 +48,5 @@ def where(update: Update) -> Where:
     # In groups the answer replies to the message that asked; in private chats it just follows.
     target = Target(chat.id, thread_id, None if private else message.message_id, private)
     title = None if private else (chat.title or str(chat.id))
-    return Where(ConversationKey(user.id, chat.id, thread_id), target, user.first_name, title)
+    key = ConversationKey(user.id, chat.id, thread_id)
+    return Where(key, target, user.first_name, title, user.language_code or "")

@@ -23,7 +23,11 @@ def _arguments(update: Update) -> str:
 
 
 def _describe(conversation: StoredConversation) -> str:
-    place = "our private chat" if conversation.scope == "p" else f"the group {conversation.title}"
+    place = f"the group {conversation.title}"
+    if conversation.scope == "p":
+        place = "our private chat"
+    elif conversation.scope.startswith("b"):
+        place = f"your chat with {conversation.title} (Telegram Business)"
     when = ""
     if conversation.last_active is not None:
         day = datetime.fromtimestamp(conversation.last_active, UTC).strftime("%Y-%m-%d")

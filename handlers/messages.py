@@ -46,8 +46,11 @@ async def group_message(update: Update, context: Context) -> None:
 
 
 async def unsupported(update: Update, context: Context) -> None:
-    """Say what the bot can read when it gets something else (sticker, photo, voice...)."""
-    await replying.say(update, context, texts.UNSUPPORTED)
+    """Say what this deployment reads when it gets something else (sticker, GIF, poll...)."""
+    media = context.services.media
+    images = media is not None and media.reads_images
+    voice = media is not None and media.hears_voice
+    await replying.say(update, context, texts.unsupported(images=images, voice=voice))
 
 
 async def unknown_command(update: Update, context: Context) -> None:

@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from telegram import Update
 
-from bot.engine import Incoming
+from bot.engine import Incoming, Report
 from bot.errors import ChatUnavailable
+from bot.handoff import Customer
 from bot.render import Chunk
-from handlers.context import Context, where
+from handlers.context import Context, Where, where
 
 log = logging.getLogger(__name__)
 
 
-async def answer(update: Update, context: Context, question: str) -> None:
-    """Answer `question` in the conversation the update belongs to."""
+async def answer(
+    update: Update,
+    context: Context,
+    question: str,
+    *,
+    images: tuple[str, ...] = (),
+    admitted: bool = False,
+) -> None:
+    """Answer `question` in the conversation the update belongs to (`images`, data URLs, go to
+    the vision model with it; `admitted`: the gate was already asked, see Engine.admit)."""
     here = where(update)
     services = context.services
     lines = 0
     if not here.private:
         policy = await services.groups.policy(here.key.chat_id)
         lines = services.groups.context_messages if policy.shared_context else 0
-    incoming = Incoming(here.key, question, here.user_name, group_lines=lines, title=here.title)
-    await services.engine.answer(incoming, services.reply_stream(here.target))
+    incoming = Incoming(
+        here.key,
+        question,
+        here.user_name,
+        group_lines=lines,
+        title=here.title,
+        images=images,
+        admitted=admitted,
+        language=here.language,
+    )
+    await _reply(update, context, here, incoming)
     if not here.private:
         await services.groups.observe(
             here.key.chat_id, here.key.thread_id, here.user_name, question
@@ -32,9 +51,30 @@ async def answer(update: Update, context: Context, question: str) -> None:
 
 async def retry(update: Update, context: Context) -> None:
     here = where(update)
+    incoming = Incoming(here.key, "", here.user_name, title=here.title, language=here.language)
+    await _reply(update, context, here, incoming, retry=True)
+
+
+async def _reply(
+    update: Update, context: Context, here: Where, incoming: Incoming, *, retry: bool = False
+) -> None:
+    """Stream the engine's answer; then count it, keep it for 👍/👎 when it has the buttons,
+    and hand the user over to a person when the model asked for that."""
     services = context.services
-    incoming = Incoming(here.key, "", here.user_name, title=here.title)
-    await services.engine.retry(incoming, services.reply_stream(here.target))
+    customer = services.customer
+    report = Report()
+    buttons = customer.feedback.rating(here.key.user_id)
+    stream = services.reply_stream(here.target, report, buttons)
+    run = services.engine.retry if retry else services.engine.answer
+    await run(replace(incoming, report=report), stream)
+    rated = buttons.tag if buttons is not None and stream.rated else None
+    await customer.feedback.after(here.key, report, rated)
+    user = update.effective_user
+    if report.handoff and customer.desk is not None and here.private and user is not None:
+        opened = await customer.desk.open(
+            Customer.of(user), question=report.question, by_model=True
+        )
+        await say(update, context, opened)
 
 
 async def say(update: Update, context: Context, text: str) -> None:

@@ -88,7 +88,9 @@ POLL = {
     "allows_revoting": False,
     "members_only": False,
 }
-UNSUPPORTED = notice("I can only read text")
+# What this deployment reads (text and documents: no vision model, no speech endpoint here).
+UNSUPPORTED = notice("I can read text messages and documents")
+NO_IMAGES = notice("doesn't read images")
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,13 @@ CASES = [
     Case(
         "voice note",
         lambda: message(voice={"file_id": "v", "file_unique_id": "vu", "duration": 2}),
-        UNSUPPORTED,
+        notice("doesn't transcribe voice messages"),
     ),
+    Case("photo with a caption", lambda: message(photo=PHOTO, caption="what is this?"), NO_IMAGES),
     Case(
-        "photo with a caption", lambda: message(photo=PHOTO, caption="what is this?"), UNSUPPORTED
-    ),
-    Case(
-        "document", lambda: message(document={"file_id": "d", "file_unique_id": "du"}), UNSUPPORTED
+        "document without a name or type",
+        lambda: message(document={"file_id": "d", "file_unique_id": "du"}),
+        notice("I can't read that kind of file"),
     ),
     Case(
         "edited message",
@@ -237,7 +239,7 @@ CASES = [
             caption=f"{BOT} see",
             caption_entities=[{"type": "mention", "offset": 0, "length": len(BOT)}],
         ),
-        ANSWER,
+        NO_IMAGES,
         chat=GROUP,
     ),
 ]

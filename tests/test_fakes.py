@@ -494,3 +494,47 @@ async def test_concurrent_streams_are_counted_and_key_is_checked() -> None:
             await good.close()
             await bad.close()
         assert llm.max_in_flight == 4 and llm.in_flight == 0
+
+
+async def test_topics_copies_documents_and_business_connections_as_telegram_has_them(
+    fake_tg: FakeTelegram,
+) -> None:
+    support, customer = -1004242, 4243
+    async with make_bot(fake_tg) as bot:
+        with pytest.raises(BadRequest, match=r"(?i)not a forum"):
+            await bot.create_forum_topic(support, "Ann")
+        fake_tg.forum(support)
+        topic = await bot.create_forum_topic(support, "Ann · 1")
+        assert fake_tg.topics(support) == {topic.message_thread_id: "Ann · 1"}
+
+        photo = {"photo": [{"file_id": "P", "file_unique_id": "UP", "width": 9, "height": 9}]}
+        sent = fake_tg.send_media(customer, photo, caption="look")
+        copied = await bot.copy_message(
+            support, customer, sent, message_thread_id=topic.message_thread_id
+        )
+        [copy] = fake_tg.chat(support).messages
+        assert copy.message_id == copied.message_id and copy.media == photo
+        assert copy.text == "look" and copy.message_thread_id == topic.message_thread_id
+        fake_tg.delete_topic(support, topic.message_thread_id)
+        with pytest.raises(BadRequest, match=r"(?i)thread not found"):
+            await bot.send_message(support, "hi", message_thread_id=topic.message_thread_id)
+
+        document = await bot.send_document(
+            customer, telegram.InputFile(b'{"a": 1}', filename="data.json"), caption="yours"
+        )
+        assert document.document is not None and document.document.file_name == "data.json"
+        assert fake_tg.chat(customer).messages[-1].content == b'{"a": 1}'
+
+        fake_tg.connect_business("c1", 4244, notify=False)
+        connection = await bot.get_business_connection("c1")
+        assert connection.user.id == 4244 and connection.is_enabled
+        assert connection.rights is not None and connection.rights.can_reply
+        message = await bot.send_message(customer, "Hello", business_connection_id="c1")
+        with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+            await bot.edit_message_text("Hello!", chat_id=customer, message_id=message.message_id)
+        await bot.edit_message_text(
+            "Hello!", chat_id=customer, message_id=message.message_id, business_connection_id="c1"
+        )
+        fake_tg.connect_business("c1", 4244, enabled=False, notify=False)
+        with pytest.raises(BadRequest, match=r"(?i)business_connection_invalid"):
+            await bot.send_message(customer, "Hello", business_connection_id="c1")

@@ -4,6 +4,7 @@ from tests.fakes.llm import FakeLLM, Plan
 from tests.fakes.telegram import (
     Call,
     ChatView,
+    Delivery,
     Draft,
     FakeTelegram,
     SentMessage,
@@ -14,6 +15,7 @@ from tests.fakes.telegram import (
 __all__ = [
     "Call",
     "ChatView",
+    "Delivery",
     "Draft",
     "FakeLLM",
     "FakeTelegram",

@@ -8,6 +8,9 @@ answers is scripted with :class:`Plan`::
         llm.plan(Plan(text="Hi there"), Plan(status=429, headers={"Retry-After": "1"}))
         llm.default = Plan(token_delay=0.01)
 
+Speech to text (``/v1/audio/transcriptions``, multipart like OpenAI's) answers ``transcript`` (or
+``transcriber(audio)``), and records each upload in ``transcriptions``.
+
 Token accounting is deliberately simple: one streamed chunk is one completion token, and prompt
 tokens default to the characters of all message contents divided by four.
 """
@@ -100,7 +103,8 @@ class _Signal:
 
 
 class FakeLLM:
-    """``/v1/models``, ``/v1/chat/completions`` (by :class:`Plan`) and ``/v1/embeddings``."""
+    """``/v1/models``, ``/v1/chat/completions`` (by :class:`Plan`), ``/v1/embeddings`` and
+    ``/v1/audio/transcriptions``."""
 
     def __init__(
         self,
@@ -123,6 +127,12 @@ class FakeLLM:
         self.embedder: Callable[[str], list[float]] = bag_of_words
         self.embedding_requests: list[JSONDict] = []
         self.embeddings_status: int | None = None
+        # /v1/audio/transcriptions: the text of every upload (or `transcriber(audio)`);
+        # `transcription_status` fails them; `transcriptions` records model, file and size.
+        self.transcript = "Hello from a voice message."
+        self.transcriber: Callable[[bytes], str] | None = None
+        self.transcription_status: int | None = None
+        self.transcriptions: list[JSONDict] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.cancelled = 0
@@ -157,6 +167,7 @@ class FakeLLM:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         # handler_cancellation turns a client hanging up into CancelledError in the handler, which
         # is how `cancelled` is counted and how `hang` plans end.
@@ -309,6 +320,34 @@ class FakeLLM:
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         model = body.get("model")
         return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        if request.content_type != "multipart/form-data":
+            return _error(400, "expected a multipart/form-data upload")
+        form = await request.post()
+        upload, model = form.get("file"), form.get("model")
+        if not isinstance(upload, web.FileField) or not isinstance(model, str) or not model:
+            return _error(400, "'file' (an upload) and 'model' are required", param="file")
+        audio = upload.file.read()
+        self.transcriptions.append(
+            {
+                "model": model,
+                "filename": upload.filename,
+                "content_type": upload.content_type,
+                "size": len(audio),
+                "response_format": form.get("response_format", "json"),
+            }
+        )
+        self._signal.fire()
+        if self.transcription_status is not None:
+            return _error(self.transcription_status, "transcription failed", "server_error")
+        text = self.transcriber(audio) if self.transcriber is not None else self.transcript
+        if form.get("response_format") == "text":
+            return web.Response(text=text)
+        return web.json_response({"text": text})
 
     def _choose(self, body: JSONDict) -> Plan:
         if self.responder is not None:

@@ -17,6 +17,18 @@ part of what we pass and the token is not (``tg.api_url`` / ``tg.file_url`` are 
 
 State is kept as the user would see the chat (``chat(chat_id)``), plus the raw ``calls`` log.
 Everything is O(1) per request so the same server can carry the benchmark.
+
+Customer service: ``forum`` makes a supergroup with topics (``createForumTopic``,
+``delete_topic``), ``send_media`` injects a photo or document (``copyMessage`` copies any message),
+``connect_business`` and ``send_business_text`` play a Telegram Business account and its
+customers (sends and edits through ``business_connection_id`` are checked against the connection).
+
+Webhooks: once the bot calls ``setWebhook`` with a URL, queued updates are POSTed to it (JSON,
+with ``X-Telegram-Bot-Api-Secret-Token`` when a secret was set) as Telegram's Bot API server
+does: one update of a chat at a time, in order, chats concurrently up to ``max_connections``,
+each retried with a growing delay until it gets a 200. ``webhook_origins`` stands in for a load
+balancer (the registered URL's path on each origin in turn); ``redeliver`` sends an update again,
+as Telegram does when it did not get the 200; ``deliveries`` records every attempt.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+import aiohttp
 from aiohttp import web
 
 JSONDict = dict[str, Any]
@@ -137,6 +150,11 @@ class SentMessage:
     chat_id: int = 0
     date: int = 0
     parse_mode: str | None = None
+    # A photo, document...: the Message fields ({"photo": [...]}); `text` is then the caption.
+    media: JSONDict | None = None
+    # The bytes of a file the bot uploaded (sendDocument).
+    content: bytes | None = None
+    business_connection_id: str | None = None
 
 
 @dataclass
@@ -153,6 +171,19 @@ class UserMessage:
     deleted: bool = False
     chat_id: int = 0
     date: int = 0
+    # A photo, document...: the Message fields; `text` is then the caption.
+    media: JSONDict | None = None
+
+
+@dataclass
+class Delivery:
+    """One webhook POST: the update, where it went, the answer (0: no answer) and how long it
+    took from sending to the answer."""
+
+    update_id: int
+    url: str
+    status: int
+    seconds: float
 
 
 @dataclass
@@ -276,6 +307,9 @@ class _Chat:
     index: dict[int, SentMessage | UserMessage] = field(default_factory=dict)
     next_id: int = 1
     blocked: bool = False
+    # Forum topics the bot created (thread id -> name), and the ones deleted since.
+    topics: dict[int, str] = field(default_factory=dict)
+    deleted_topics: set[int] = field(default_factory=set)
 
     def new_message_id(self) -> int:
         mid = self.next_id
@@ -318,6 +352,13 @@ class FakeTelegram:
         self.rate_limited = 0
         self.webhook: JSONDict | None = None
         self.callback_answers: dict[str, JSONDict] = {}
+        # Telegram Business connections by id (as getBusinessConnection returns them).
+        self.business_connections: dict[str, JSONDict] = {}
+        # Inline mode: getMe's flag, answerInlineQuery's parameters per query id, and the
+        # file paths the bot downloaded (in order).
+        self.supports_inline_queries = False
+        self.inline_answers: dict[str, JSONDict] = {}
+        self.downloads: list[str] = []
         self.reactions: list[JSONDict] = []
         self.bot_info: dict[str, dict[str, str]] = {
             "description": {},
@@ -335,6 +376,7 @@ class FakeTelegram:
         self._poll_generation = 0
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._pending_callbacks: dict[str, JSONDict] = {}
+        self._pending_inline: set[str] = set()
         self._callback_ids = itertools.count(1)
         self._files: dict[str, str] = {}
         self._file_contents: dict[str, bytes] = {}
@@ -343,6 +385,15 @@ class FakeTelegram:
         self._buckets: dict[tuple[str, int], _Bucket] = {}
         self._in_flight = 0
         self._last_activity = time.monotonic()
+        # Webhook delivery (see the module docstring).
+        self.webhook_origins: list[str] | None = None
+        self.webhook_retry_delay = 0.2
+        self.deliveries: list[Delivery] = []
+        self._sent: dict[int, JSONDict] = {}
+        self._delivering: set[object] = set()
+        self._deliverer: asyncio.Task[None] | None = None
+        self._webhook_error: tuple[int, str] | None = None
+        self._origin = itertools.count()
 
         self._signal = _Signal()
         self._update_signal = _Signal()
@@ -381,6 +432,12 @@ class FakeTelegram:
                 ("getChat", self._get_chat),
                 ("getChatMember", self._get_chat_member),
                 ("getFile", self._get_file),
+                ("createForumTopic", self._create_forum_topic),
+                ("copyMessage", self._copy_message),
+                ("sendDocument", self._send_document),
+                ("getBusinessConnection", self._get_business_connection),
+                ("deleteBusinessMessages", self._delete_business_messages),
+                ("answerInlineQuery", self._answer_inline_query),
             )
         }
 
@@ -426,6 +483,10 @@ class FakeTelegram:
         self._closing.set()
         self._update_signal.fire()
         self._signal.fire()
+        deliverer, self._deliverer = self._deliverer, None
+        if deliverer is not None:
+            deliverer.cancel()
+            await asyncio.gather(deliverer, return_exceptions=True)
         await runner.cleanup()
 
     @property
@@ -454,7 +515,7 @@ class FakeTelegram:
             "username": self.bot_username,
             "can_join_groups": True,
             "can_read_all_group_messages": self.can_read_all_group_messages,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.supports_inline_queries,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
@@ -531,11 +592,22 @@ class FakeTelegram:
     def push_update(self, update: JSONDict) -> int:
         """Queue a raw update (``update_id`` is assigned); returns the update_id."""
         update_id = next(self._update_ids)
-        self._updates.append({"update_id": update_id, **update})
+        self._sent[update_id] = {"update_id": update_id, **update}
+        self._updates.append(self._sent[update_id])
         self._last_activity = time.monotonic()
         self._update_signal.fire()
         self._signal.fire()
         return update_id
+
+    def redeliver(self, update_id: int | None = None) -> int:
+        """Send an update (by default the last one) again, as Telegram does when the 200 did
+        not reach it; returns its update_id."""
+        update = self._sent[max(self._sent) if update_id is None else update_id]
+        self._updates.append(update)
+        self._last_activity = time.monotonic()
+        self._update_signal.fire()
+        self._signal.fire()
+        return int(update["update_id"])
 
     def send_text(
         self,
@@ -622,6 +694,26 @@ class FakeTelegram:
         payload["edit_date"] = int(time.time())
         return self.push_update({"edited_message": payload})
 
+    def send_inline_query(
+        self, user_id: int, query: str, *, first_name: str = "Ann", chat_type: str = "sender"
+    ) -> str:
+        """The user types ``@bot query`` in some chat; returns the inline query id."""
+        query_id = f"IQ{next(self._callback_ids)}"
+        user = {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "en"}
+        self._pending_inline.add(query_id)
+        self.push_update(
+            {
+                "inline_query": {
+                    "id": query_id,
+                    "from": user,
+                    "query": query,
+                    "offset": "",
+                    "chat_type": chat_type,
+                }
+            }
+        )
+        return query_id
+
     def send_callback(self, chat_id: int, user_id: int, message_id: int, data: str) -> str:
         """The user presses an inline button under ``message_id``; returns the query id."""
         chat = self._chat(chat_id)
@@ -642,6 +734,133 @@ class FakeTelegram:
         self._pending_callbacks[query_id] = query
         self.push_update({"callback_query": query})
         return query_id
+
+    def forum(self, chat_id: int, title: str = "Support") -> None:
+        """Make ``chat_id`` a supergroup with topics (where the bot may create topics)."""
+        self._chat(chat_id).info = {
+            "id": chat_id,
+            "type": "supergroup",
+            "title": title,
+            "is_forum": True,
+        }
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """An admin deletes a forum topic: sending into it fails from now on."""
+        chat = self._chat(chat_id)
+        chat.topics.pop(thread_id, None)
+        chat.deleted_topics.add(thread_id)
+
+    def topics(self, chat_id: int) -> dict[int, str]:
+        """The forum topics the bot created in ``chat_id`` (thread id -> name)."""
+        return dict(self._chat(chat_id).topics)
+
+    def send_media(
+        self,
+        chat_id: int,
+        media: JSONDict,
+        *,
+        caption: str = "",
+        user_id: int | None = None,
+        first_name: str = "Ann",
+        message_thread_id: int | None = None,
+    ) -> int:
+        """A user sends a photo, document... (``media`` holds the Message fields, e.g.
+        ``{"photo": [...]}``); returns the new message_id. In a forum, ``message_thread_id``
+        makes it a topic message."""
+        if user_id is None:
+            if chat_id < 0:
+                raise ValueError("send_media to a group needs user_id")
+            user_id = chat_id
+        user: JSONDict = {"id": user_id, "is_bot": False, "first_name": first_name}
+        chat = self._chat(chat_id)
+        if chat_id > 0:
+            chat.info = {"id": chat_id, "type": "private", "first_name": first_name}
+        msg = UserMessage(
+            message_id=chat.new_message_id(),
+            text=caption,
+            user_id=user_id,
+            message_thread_id=message_thread_id,
+            chat_id=chat_id,
+            date=int(time.time()),
+            media=media,
+        )
+        payload = self._user_message_dict(chat, msg, user)
+        if message_thread_id is not None and chat.info.get("is_forum"):
+            payload["is_topic_message"] = True
+        chat.index[msg.message_id] = msg
+        chat.view.user_messages.append(msg)
+        self._users[(chat_id, user_id)] = user
+        self.push_update({"message": payload})
+        return msg.message_id
+
+    def connect_business(
+        self,
+        connection_id: str,
+        owner_id: int,
+        *,
+        owner_name: str = "Bea",
+        enabled: bool = True,
+        can_reply: bool = True,
+        notify: bool = True,
+    ) -> None:
+        """A Telegram Business account connects the bot (or changes or ends the connection);
+        without ``notify`` the bot gets no update (it can still ask getBusinessConnection)."""
+        connection: JSONDict = {
+            "id": connection_id,
+            "user": {"id": owner_id, "is_bot": False, "first_name": owner_name},
+            "user_chat_id": owner_id,
+            "date": int(time.time()),
+            "is_enabled": enabled,
+            "rights": {"can_reply": can_reply},
+        }
+        self.business_connections[connection_id] = connection
+        if notify:
+            self.push_update({"business_connection": connection})
+
+    def send_business_text(
+        self,
+        connection_id: str,
+        chat_id: int,
+        text: str,
+        *,
+        first_name: str = "Cy",
+        from_owner: bool = False,
+        sent_by_bot: bool = False,
+    ) -> int:
+        """A message in a business account's private chat with customer ``chat_id``: the
+        customer's, or the owner's own (``from_owner``), or one the bot sent on the owner's
+        behalf (``sent_by_bot``, as Telegram reports those too); returns the message_id."""
+        owner = self.business_connections[connection_id]["user"]
+        customer: JSONDict = {
+            "id": chat_id,
+            "is_bot": False,
+            "first_name": first_name,
+            "language_code": "en",
+        }
+        sender = owner if from_owner or sent_by_bot else customer
+        chat = self._chat(chat_id)
+        chat.info = {"id": chat_id, "type": "private", "first_name": first_name}
+        msg = UserMessage(
+            message_id=chat.new_message_id(),
+            text=text,
+            user_id=sender["id"],
+            entities=_auto_entities(text),
+            chat_id=chat_id,
+            date=int(time.time()),
+        )
+        payload = self._user_message_dict(chat, msg, sender)
+        payload["business_connection_id"] = connection_id
+        if sent_by_bot:
+            payload["sender_business_bot"] = {
+                "id": self.bot_id,
+                "is_bot": True,
+                "first_name": self.bot_first_name,
+                "username": self.bot_username,
+            }
+        chat.index[msg.message_id] = msg
+        chat.view.user_messages.append(msg)
+        self.push_update({"business_message": payload})
+        return msg.message_id
 
     def _remember_chat(
         self, chat_id: int, chat_type: str, title: str | None, user: JSONDict, forum: bool
@@ -769,6 +988,7 @@ class FakeTelegram:
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         content = self._file_contents.get(request.match_info["path"])
         if request.match_info["token"] == self.token and content is not None:
+            self.downloads.append(request.match_info["path"])
             return web.Response(body=content)
         return web.json_response(
             {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
@@ -877,6 +1097,8 @@ class FakeTelegram:
             out["entities"] = msg.entities
         if msg.message_thread_id is not None:
             out["message_thread_id"] = msg.message_thread_id
+        if msg.media:
+            _as_media(out, msg.media)
         return out
 
     def _message_dict(self, chat: _Chat, msg: SentMessage | UserMessage) -> JSONDict:
@@ -901,6 +1123,10 @@ class FakeTelegram:
         }
         if msg.entities:
             out["entities"] = msg.entities
+        if msg.media:
+            _as_media(out, msg.media)
+        if msg.business_connection_id is not None:
+            out["business_connection_id"] = msg.business_connection_id
         if msg.message_thread_id is not None:
             out["message_thread_id"] = msg.message_thread_id
             if chat.info.get("is_forum"):
@@ -963,6 +1189,8 @@ class FakeTelegram:
         return text, entities, (str(parse_mode) if parse_mode else None)
 
     def _undelivered(self) -> bool:
+        if self.webhook is not None:
+            return bool(self._updates)
         return bool(self._updates) and self._updates[-1]["update_id"] > self._delivered_upto
 
     @staticmethod
@@ -1036,11 +1264,23 @@ class FakeTelegram:
         return batch
 
     async def _set_webhook(self, params: JSONDict) -> bool:
-        url = params.get("url") or ""
+        url = str(params.get("url") or "")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _bad("secret token contains unallowed characters")
+        connections = params.get("max_connections", 40)
+        if not isinstance(connections, int) or not 1 <= connections <= 100:
+            raise _bad("invalid max_connections specified")
+        if url and not url.startswith(("https://", "http://")):
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
         if params.get("drop_pending_updates"):
             self._updates.clear()
+        if isinstance(params.get("allowed_updates"), list):
+            self._allowed_updates = {str(a) for a in params["allowed_updates"]} or None
         # An empty url removes the webhook, as in the real API.
         self.webhook = dict(params) if url else None
+        if url and self._deliverer is None:
+            self._deliverer = asyncio.create_task(self._deliver_all())
         return True
 
     async def _delete_webhook(self, params: JSONDict) -> bool:
@@ -1058,7 +1298,95 @@ class FakeTelegram:
         }
         if hook.get("allowed_updates"):
             info["allowed_updates"] = hook["allowed_updates"]
+        if hook and self._webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._webhook_error
         return info
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    async def _deliver_all(self) -> None:
+        """While a webhook is set: each chat's next update to it, chats concurrently."""
+        tasks: set[asyncio.Task[None]] = set()
+        timeout = aiohttp.ClientTimeout(total=10)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                while self.webhook is not None and not self._closing.is_set():
+                    limit = int(self.webhook.get("max_connections") or 40)
+                    for update in list(self._updates):
+                        lane = self._lane_of(update)
+                        if len(tasks) >= limit:
+                            break
+                        if lane in self._delivering:
+                            continue
+                        if not self._wanted(update):
+                            self._updates.remove(update)
+                            continue
+                        self._delivering.add(lane)
+                        task = asyncio.create_task(self._deliver(http, update, lane))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    await self._update_signal.wait(1.0)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._delivering.clear()
+            self._deliverer = None
+
+    def _lane_of(self, update: JSONDict) -> object:
+        for value in update.values():
+            if isinstance(value, dict):
+                chat = value.get("chat") or (value.get("message") or {}).get("chat") or {}
+                return chat.get("id") or (value.get("from") or {}).get("id")
+        return None
+
+    def _wanted(self, update: JSONDict) -> bool:
+        kind = next((k for k in update if k != "update_id"), "")
+        allowed = self._allowed_updates
+        return kind not in _OPT_IN_UPDATES if allowed is None else kind in allowed
+
+    async def _deliver(self, http: aiohttp.ClientSession, update: JSONDict, lane: object) -> None:
+        delay = self.webhook_retry_delay
+        try:
+            while self.webhook is not None and not self._closing.is_set():
+                status = await self._post(http, self.webhook, update)
+                if status == 200:
+                    with contextlib.suppress(ValueError):
+                        self._updates.remove(update)
+                    return
+                self._webhook_error = (
+                    int(time.time()),
+                    f"Wrong response from the webhook: {status}",
+                )
+                await self._sleep(delay)
+                delay = min(delay * 2, 2.0)
+        finally:
+            self._delivering.discard(lane)
+            self._last_activity = time.monotonic()
+            self._update_signal.fire()
+            self._signal.fire()
+
+    async def _post(self, http: aiohttp.ClientSession, hook: JSONDict, update: JSONDict) -> int:
+        url = str(hook["url"])
+        if self.webhook_origins:
+            origin = self.webhook_origins[next(self._origin) % len(self.webhook_origins)]
+            parts = url.split("/", 3)
+            url = origin.rstrip("/") + "/" + (parts[3] if len(parts) > 3 else "")
+        headers = {"Content-Type": "application/json"}
+        if hook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(hook["secret_token"])
+        started = time.perf_counter()
+        try:
+            async with http.post(url, data=json.dumps(update), headers=headers) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            status = 0
+        self.deliveries.append(
+            Delivery(update["update_id"], url, status, time.perf_counter() - started)
+        )
+        self._signal.fire()
+        return status
 
     async def _set_my_commands(self, params: JSONDict) -> bool:
         commands = params.get("commands")
@@ -1112,6 +1440,8 @@ class FakeTelegram:
 
     async def _send_message(self, params: JSONDict) -> JSONDict:
         chat = self._target_chat(params)
+        business = self._business(params)
+        self._check_thread(chat, params)
         text, entities, parse_mode = self._message_content(params)
         reply_to = self._reply_target(chat, params)
         markup = params.get("reply_markup")
@@ -1127,6 +1457,7 @@ class FakeTelegram:
             chat_id=chat.view.chat_id,
             date=int(time.time()),
             parse_mode=parse_mode,
+            business_connection_id=business,
         )
         chat.index[msg.message_id] = msg
         chat.view.all_messages.append(msg)
@@ -1134,6 +1465,9 @@ class FakeTelegram:
 
     async def _edit_message_text(self, params: JSONDict) -> JSONDict:
         chat, msg = self._bot_message(params, "message to edit not found")
+        # A message sent on a business's behalf is edited through the same connection only.
+        if self._business(params) != msg.business_connection_id:
+            raise _bad("message to edit not found")
         text, entities, parse_mode = self._message_content(params)
         raw_markup = params.get("reply_markup")
         # Omitting reply_markup in an edit removes the inline keyboard, as in the real API.
@@ -1217,6 +1551,29 @@ class FakeTelegram:
         self.reactions.append(params)
         return True
 
+    async def _answer_inline_query(self, params: JSONDict) -> bool:
+        query_id = str(params.get("inline_query_id", ""))
+        if query_id not in self._pending_inline:
+            raise _bad("query is too old and response timeout expired or query ID is invalid")
+        results = params.get("results")
+        if not isinstance(results, list) or len(results) > 50:
+            raise _bad("RESULTS_TOO_MUCH" if isinstance(results, list) else "can't parse results")
+        for result in results:
+            _check_inline_result(result)
+        button = params.get("button")
+        if button is not None and not (
+            isinstance(button, dict)
+            and button.get("text")
+            and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(button.get("start_parameter", "")))
+        ):
+            raise _bad("BUTTON_INVALID")
+        cache_time = params.get("cache_time", 300)
+        if not isinstance(cache_time, int) or cache_time < 0:
+            raise _bad("invalid cache_time")
+        self._pending_inline.discard(query_id)
+        self.inline_answers[query_id] = params
+        return True
+
     async def _answer_callback_query(self, params: JSONDict) -> bool:
         query_id = str(params.get("callback_query_id", ""))
         if self._pending_callbacks.pop(query_id, None) is None:
@@ -1274,8 +1631,125 @@ class FakeTelegram:
             "file_path": file_path,
         }
 
+    # ------------------------------------------------------------------ customer service
+
+    def _business(self, params: JSONDict) -> str | None:
+        """The business connection a call acts through (None: the bot itself), checked."""
+        connection_id = params.get("business_connection_id")
+        if connection_id is None:
+            return None
+        connection = self.business_connections.get(str(connection_id))
+        if connection is None or not connection["is_enabled"]:
+            raise _bad("BUSINESS_CONNECTION_INVALID")
+        if not connection["rights"].get("can_reply"):
+            raise _bad("BUSINESS_CONNECTION_NOT_ALLOWED")
+        return str(connection_id)
+
+    def _check_thread(self, chat: _Chat, params: JSONDict) -> None:
+        if params.get("message_thread_id") in chat.deleted_topics:
+            raise _bad("message thread not found")
+
+    async def _create_forum_topic(self, params: JSONDict) -> JSONDict:
+        chat = self._target_chat(params)
+        if not chat.info.get("is_forum"):
+            raise _bad("the chat is not a forum")
+        name = str(params.get("name") or "")
+        if not 1 <= len(name) <= 128:
+            raise _bad("TOPIC_TITLE_EMPTY" if not name else "TOPIC_TITLE_TOO_LONG")
+        # As in Telegram, a topic's thread id is the id of its (service) first message.
+        thread_id = chat.new_message_id()
+        chat.topics[thread_id] = name
+        return {"message_thread_id": thread_id, "name": name, "icon_color": 7322096}
+
+    async def _copy_message(self, params: JSONDict) -> JSONDict:
+        chat = self._target_chat(params)
+        self._check_thread(chat, params)
+        from_chat = params.get("from_chat_id")
+        source = self._chats.get(from_chat) if isinstance(from_chat, int) else None
+        if source is None:
+            raise _bad("chat not found")
+        original = source.index.get(_int(params, "message_id"))
+        if original is None or original.deleted:
+            raise _bad("message to copy not found")
+        msg = SentMessage(
+            message_id=chat.new_message_id(),
+            text=original.text,
+            entities=list(original.entities),
+            message_thread_id=_opt_int(params, "message_thread_id"),
+            history=[(time.monotonic(), original.text)],
+            chat_id=chat.view.chat_id,
+            date=int(time.time()),
+            media=dict(original.media) if original.media else None,
+            content=original.content if isinstance(original, SentMessage) else None,
+        )
+        chat.index[msg.message_id] = msg
+        chat.view.all_messages.append(msg)
+        return {"message_id": msg.message_id}
+
+    async def _send_document(self, params: JSONDict) -> JSONDict:
+        chat = self._target_chat(params)
+        self._check_thread(chat, params)
+        document, content = params.get("document"), None
+        if isinstance(document, dict) and "content" in document:
+            content = bytes(document["content"])
+            file_id = f"DOC{len(self.calls)}"
+            info: JSONDict = {
+                "file_id": file_id,
+                "file_unique_id": f"U{file_id}",
+                "file_name": document.get("filename") or "document",
+                "mime_type": document.get("content_type") or "application/octet-stream",
+                "file_size": len(content),
+            }
+        elif isinstance(document, str) and document:
+            info = {"file_id": document, "file_unique_id": f"U{document}"}
+        else:
+            raise _bad("there is no document in the request")
+        caption = str(params.get("caption") or "")
+        msg = SentMessage(
+            message_id=chat.new_message_id(),
+            text=caption,
+            message_thread_id=_opt_int(params, "message_thread_id"),
+            history=[(time.monotonic(), caption)],
+            chat_id=chat.view.chat_id,
+            date=int(time.time()),
+            media={"document": info},
+            content=content,
+        )
+        chat.index[msg.message_id] = msg
+        chat.view.all_messages.append(msg)
+        return self._full_message_dict(chat, msg)
+
+    async def _get_business_connection(self, params: JSONDict) -> JSONDict:
+        connection = self.business_connections.get(str(params.get("business_connection_id")))
+        if connection is None:
+            raise _bad("BUSINESS_CONNECTION_INVALID")
+        return connection
+
+    async def _delete_business_messages(self, params: JSONDict) -> bool:
+        connection_id = self._business(params)
+        ids = params.get("message_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            raise _bad("message_ids must be a non-empty list of at most 100 identifiers")
+        for chat in self._chats.values():
+            for mid in ids:
+                msg = chat.index.get(mid) if isinstance(mid, int) else None
+                if isinstance(msg, SentMessage) and msg.business_connection_id == connection_id:
+                    msg.deleted = True
+        return True
+
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _as_media(out: JSONDict, media: JSONDict) -> None:
+    """A message dict with media: the media fields, the text as its caption."""
+    out.update(media)
+    text = out.pop("text", "")
+    entities = out.pop("entities", None)
+    if text:
+        out["caption"] = text
+        if entities:
+            out["caption_entities"] = entities
 
 
 async def _read_params(request: web.Request) -> JSONDict:
@@ -1295,10 +1769,12 @@ async def _read_params(request: web.Request) -> JSONDict:
             form = await request.post()
             for key, value in form.items():
                 if isinstance(value, web.FileField):
+                    data = value.file.read()
                     params[key] = {
                         "filename": value.filename,
                         "content_type": value.content_type,
-                        "size": len(value.file.read()),
+                        "size": len(data),
+                        "content": data,
                     }
                 else:
                     params[key] = value
@@ -1319,7 +1795,8 @@ def _decode(key: str, value: Any) -> Any:
         return stripped == "true"
     # Only id-like and counter parameters are numeric; opaque *_id strings are in _TEXT_PARAMS.
     if _NUMBER.fullmatch(stripped) and (
-        key.endswith(("_id", "_ids")) or key in {"offset", "limit", "timeout", "cache_time"}
+        key.endswith(("_id", "_ids"))
+        or key in {"offset", "limit", "timeout", "cache_time", "max_connections"}
     ):
         return float(stripped) if "." in stripped else int(stripped)
     return value
@@ -1373,6 +1850,26 @@ def _check_entities(text: str, raw: Any) -> list[JSONDict]:
             raise _bad("can't parse entities: custom_emoji entity without custom_emoji_id")
         out.append({k: v for k, v in ent.items() if v is not None})
     return out
+
+
+def _check_inline_result(result: Any) -> None:
+    """An InlineQueryResultArticle as Telegram checks it (other result types are not used)."""
+    if not isinstance(result, dict) or result.get("type") != "article":
+        raise _bad("RESULT_TYPE_INVALID")
+    if not 1 <= len(str(result.get("id", "")).encode()) <= 64:
+        raise _bad("RESULT_ID_INVALID")
+    if not str(result.get("title", "")).strip():
+        raise _bad("RESULT_TITLE_EMPTY")
+    content = result.get("input_message_content")
+    if not isinstance(content, dict):
+        raise _bad("input_message_content is required")
+    text = content.get("message_text")
+    if not isinstance(text, str) or not text.strip():
+        raise _bad("MESSAGE_EMPTY")
+    if utf16_len(text) > MAX_TEXT_UTF16:
+        raise _bad("MESSAGE_TOO_LONG")
+    if content.get("entities") is not None:
+        _check_entities(text, content["entities"])
 
 
 def _strip(text: str, entities: list[JSONDict]) -> tuple[str, list[JSONDict]]:

@@ -1,0 +1,68 @@
+"""Inline mode: `@bot question` in any chat, answered with one result (bot/inline.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from telegram import InlineQuery, InlineQueryResult, InlineQueryResultsButton, Update
+from telegram.error import TelegramError
+
+from bot import texts
+from bot.conversation import clean_input
+from bot.engine import Incoming
+from bot.errors import InputRejected, LLMError, LLMTimeout
+from bot.inline import CACHE_TIME_S, article
+from bot.memory import ConversationKey
+from handlers.context import Context
+
+log = logging.getLogger(__name__)
+
+# Where the button shown instead of an answer leads: the private chat, with /start inline.
+START_PARAMETER = "inline"
+
+
+async def inline_query(update: Update, context: Context) -> None:
+    """Answer an inline query with the model's answer (ignored unless INLINE_MODE is on)."""
+    query, inline = update.inline_query, context.services.inline
+    if query is None or inline is None:
+        return
+    question = clean_input(query.query)
+    if not question:
+        return
+    user = query.from_user
+    # No chat is known here: the person's own (private) scope stands for them, for the gate.
+    incoming = Incoming(ConversationKey(user.id, user.id), question, user.first_name)
+    notice = texts.INLINE_FAILED
+    try:
+        answer = await inline.answer(incoming)
+    except InputRejected:
+        answer, notice = "", texts.INLINE_REFUSED
+    except LLMTimeout:
+        answer, notice = "", texts.INLINE_TIMEOUT
+    except LLMError as exc:
+        log.warning("no inline answer: %s", type(exc).__name__)
+        answer = ""
+    if answer is None:
+        return  # a newer query from the same person replaced this one
+    if answer.strip():
+        await _answer(query, [article(question, answer)], None)
+    else:
+        await _answer(query, [], InlineQueryResultsButton(notice, start_parameter=START_PARAMETER))
+
+
+async def _answer(
+    query: InlineQuery,
+    results: Sequence[InlineQueryResult],
+    button: InlineQueryResultsButton | None,
+) -> None:
+    try:
+        await query.answer(
+            results,
+            cache_time=CACHE_TIME_S if results else 0,
+            is_personal=True,
+            button=button,
+        )
+    except TelegramError as exc:
+        # Usually "query is too old": the person typed on, or the answer came too late.
+        log.info("inline answer not accepted: %s", exc)
