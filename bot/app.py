@@ -20,6 +20,7 @@ from telegram import (
 )
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes
+from telegram.request import HTTPXRequest
 
 import handlers
 from bot import health, logs, texts, webhook
@@ -275,7 +276,8 @@ def build_application(settings: Settings) -> BotApp:
         base_url=f"{base}/bot",
         base_file_url=f"{base}/file/bot",
         request=AiohttpRequest(TELEGRAM_CONNECTIONS),
-        get_updates_request=AiohttpRequest(1, read_timeout=10),
+        # Long polling is one request at a time: PTB's own transport is fine for it.
+        get_updates_request=HTTPXRequest(read_timeout=10),
     )
     app: BotApp = (
         ApplicationBuilder()
