@@ -72,20 +72,10 @@ class Redis:
         binary = shutil.which("redis-server")
         if binary is None:
             sys.exit("soak: redis-server is not installed (bench/soak installs it)")
+        options = {"port": self.port, "bind": "127.0.0.1", "save": "", "appendonly": "yes"}
+        arguments = [part for k, v in options.items() for part in (f"--{k}", str(v))]
         self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--dir",
-                self.directory,
-            ],  # fmt: skip
+            [binary, *arguments, "--dir", self.directory],
             stdout=subprocess.DEVNULL,
         )
         for _ in range(100):
