@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import PurePosixPath
 
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
-
 from bot.conversation import cut_text
 
 PDF = "pdf"
@@ -84,6 +81,10 @@ def _fit(text: str, max_chars: int) -> DocumentText:
 
 
 def _pdf(data: bytes, max_chars: int) -> DocumentText:
+    # pypdf is ~9 MB of memory: loaded the first time someone actually sends a PDF.
+    from pypdf import PdfReader  # noqa: PLC0415
+    from pypdf.errors import PyPdfError  # noqa: PLC0415
+
     try:
         reader = PdfReader(BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
