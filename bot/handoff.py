@@ -191,14 +191,18 @@ class Desk:
         return texts.HANDOFF_OPENED
 
     async def to_operators(self, state: HandoffState, message_id: int) -> bool:
-        """Copy a customer's message into their topic; False when that failed."""
+        """Copy a customer's message into their topic; False when that failed. A topic the
+        operators deleted ends the handoff (the customer is told the assistant is back)."""
         if not state.thread_id:
             return False
         try:
             await self._outbox.copy(self._topic(state.thread_id), state.user_id, message_id)
         except ChatUnavailable as exc:
             log.warning("message of user %s not relayed to the operators: %s", state.user_id, exc)
-            return False
+            if "thread" not in str(exc).lower():
+                return False
+            await self._end(state.user_id, texts.BACK_RESOLVED)
+            return True
         await self._touch(state.user_id)
         return True
 

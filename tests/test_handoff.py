@@ -174,6 +174,10 @@ async def test_an_idle_handoff_ends_by_itself_and_the_topic_is_reused(
         [new] = tg.topics(SUPPORT)
         assert new != thread, "a deleted topic is replaced by a new one"
 
+        tg.delete_topic(SUPPORT, new)  # mid-handoff: the customer is not left talking to no one
+        assert await ask(tg, ANN, "Hello?") == texts.BACK_RESOLVED
+        assert await ask(tg, ANN, "Hello?") == "Hello! How can I help?"
+
 
 async def test_without_a_usable_support_chat_the_assistant_carries_on(
     tg: FakeTelegram, llm: FakeLLM, start_bot: BotFactory

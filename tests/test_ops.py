@@ -321,6 +321,8 @@ async def test_json_logs_one_line_per_update_with_ids_and_no_text(
         tg.send_text(5201, question, user_id=5201)
         [message] = await tg.wait_messages(5201, 1, timeout=20)
         assert message.text == answer
+        # The answer's update is done once its turn is written, just after the message shows.
+        await tg.wait_idle(quiet=0.2)
         tg.send_text(5201, "/help", user_id=5201)
         await tg.wait_messages(5201, 2, timeout=20)
     finally:
