@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     inline_mode: bool = False
     inline_timeout_s: float = Field(7.0, gt=0, le=9)
 
-    stream_draft_interval_s: PositiveFloat = 0.4
+    stream_draft_interval_s: PositiveFloat = 0.35
     stream_edit_interval_s: PositiveFloat = 1.0
     stream_group_edit_interval_s: PositiveFloat = 3.0
     max_concurrent_updates: int = Field(4096, ge=1)

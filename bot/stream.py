@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 TYPING_REPEAT_S = 4.5
 # Typing shows only when the first text is slow to come: a fast model needs no indicator, and
 # each one is a request.
-TYPING_DELAY_S = 0.5
+TYPING_DELAY_S = 1.0
 # The first preview waits this long for more text: an answer that completes meanwhile goes out
 # as its final message alone, without a preview that would be replaced at once.
 FIRST_PREVIEW_DELAY_S = 0.02

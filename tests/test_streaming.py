@@ -13,7 +13,7 @@ async def test_streamed_reply_arrives_as_drafts_then_final_message(
     tg: FakeTelegram, llm: FakeLLM, bot: BotApp
 ) -> None:
     text = "Paris is the capital of France. " * 8
-    llm.plan(Plan(text=text.strip(), first_token_delay=0.7, token_delay=0.02))
+    llm.plan(Plan(text=text.strip(), first_token_delay=1.2, token_delay=0.02))
     tg.send_text(USER, "What is the capital of France?")
 
     [message] = await tg.wait_messages(USER, 1)
