@@ -437,6 +437,7 @@ class Engine:
         )
         turn = Turn(request.text, answer.text, tokens, now)
         fold = request.loaded.history if request.fresh else request.history[:dropped]
+        group = not request.key.private and not request.key.business
         try:
             await self._memory.append(
                 request.key,
@@ -445,10 +446,8 @@ class Engine:
                 replace_last=request.replace_last,
                 fresh=request.fresh,
                 title=request.incoming.title,
+                joins_group=group and request.loaded.last_active is None,
             )
-            group = not request.key.private and not request.key.business
-            if group and request.loaded.last_active is None:
-                await self._memory.add_group_member(request.key.chat_id, request.key.user_id)
         except MemoryUnavailable:
             metrics.error(MemoryUnavailable)
             log.warning("turn not saved for %s: memory unavailable", request.key.scope)

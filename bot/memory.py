@@ -378,6 +378,9 @@ class Memory:
         self._redis = client
         self._keys = keys
         self._ttl = ttl_seconds
+        # One server (or a Sentinel-managed master): a transaction may touch any key. In a
+        # cluster, only keys of one hash tag.
+        self._one_node = not isinstance(client, RedisCluster)
 
     @classmethod
     def from_url(
@@ -463,12 +466,14 @@ class Memory:
         replace_last: bool = False,
         fresh: bool = False,
         title: str | None = None,
+        joins_group: bool = False,
     ) -> None:
         """Record a completed turn atomically, TTLs renewed.
 
         `fold` are the oldest turns leaving the conversation: they move to the pending list for
         the summary. With `fresh` (a new conversation after the idle timeout) they are the
-        whole previous history.
+        whole previous history. `joins_group`: the user's first turn in this group, noted in
+        the group's member set so a migration can find the conversation.
         """
         user = key.user_id
         history, pending, meta = (
@@ -497,9 +502,14 @@ class Memory:
                 pipe.sadd(self._keys.index(user), history, meta, *([pending] if fold else []))
                 for name in (history, meta, self._keys.index(user), self._keys.facts(user)):
                     pipe.expire(name, self._ttl)
+                if joins_group and self._one_node:
+                    self._add_member(pipe, key.chat_id, user)
                 await pipe.execute()
 
         await self._call("append", write)
+        if joins_group and not self._one_node:
+            # In a cluster the group's set lives on another slot than the user's keys.
+            await self.add_group_member(key.chat_id, user)
 
     async def pending(self, key: ConversationKey) -> tuple[str, list[Turn]]:
         """The current summary and the turns waiting to be folded into it."""
@@ -659,14 +669,17 @@ class Memory:
 
         await self._call("log group line", write)
 
+    def _add_member(self, pipe: Any, chat_id: int, user_id: int) -> None:
+        name = self._keys.group_members(chat_id)
+        pipe.sadd(name, str(user_id))
+        pipe.expire(name, self._ttl)
+
     async def add_group_member(self, chat_id: int, user_id: int) -> None:
         """Note that `user_id` has a conversation in the group (its first turn there)."""
-        name = self._keys.group_members(chat_id)
 
         async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.sadd(name, str(user_id))
-                pipe.expire(name, self._ttl)
+                self._add_member(pipe, chat_id, user_id)
                 await pipe.execute()
 
         await self._call("add group member", write)
