@@ -111,6 +111,7 @@ class Workers:
         self._config = config
         self._shards: dict[int, Shard] = {}
         self._stopping = False
+        self._closed = False
         self._coordinator: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._immediate = 0
@@ -142,9 +143,10 @@ class Workers:
                 for task in late:
                     task.cancel()
                 await asyncio.wait(late, timeout=CUT_OFF_WAIT_S)
-        _cancel(self._coordinator)
-        if self._coordinator is not None:
-            await asyncio.gather(self._coordinator, return_exceptions=True)
+        self._closed = True
+        readers = [s.reader for s in self._shards.values() if s.reader is not None]
+        coordinator = [self._coordinator] if self._coordinator is not None else []
+        await asyncio.gather(*(_end(task) for task in [*readers, *coordinator]))
         for number in list(self._shards):
             with contextlib.suppress(MemoryUnavailable):
                 await self._queue.release(number)
@@ -156,7 +158,7 @@ class Workers:
 
     async def _coordinate(self) -> None:
         rounds, failing = 0, False
-        while True:
+        while not self._closed:
             try:
                 await self._round(rounds)
                 if failing:
@@ -380,3 +382,14 @@ class Workers:
 def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None and not task.done():
         task.cancel()
+
+
+async def _end(task: asyncio.Task[None], patience_s: float = 5.0) -> None:
+    """Cancel `task` and wait for it, cancelling again if the cancellation was lost (Python
+    3.11's timeouts can swallow one that races with their own, and redis-py uses them)."""
+    deadline = time.monotonic() + patience_s
+    while not task.done() and time.monotonic() < deadline:
+        task.cancel()
+        await asyncio.wait([task], timeout=0.1)
+    if not task.done():
+        log.warning("a worker task did not stop within %gs", patience_s)
