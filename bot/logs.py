@@ -105,8 +105,13 @@ def configure(level: str, secrets: Iterable[str] = (), fmt: str = "text") -> Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_libraries(root.level)
+
+
+def quiet_libraries(level: int = logging.INFO) -> None:
+    """Libraries that log request URLs (Bot API URLs carry the token) speak only at WARNING."""
     for name in _NOISY:
-        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(name).setLevel(max(logging.WARNING, level))
 
 
 def use_format(fmt: str) -> None:

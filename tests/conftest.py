@@ -3,6 +3,7 @@ the real bot (built by bot.app, long polling) talking to them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 import redis
 
+from bot import logs
 from bot.app import BotApp, build_application, running
 from bot.settings import Settings, load_settings
 from tests.fakes import FakeLLM, FakeTelegram
@@ -85,6 +87,24 @@ async def llm() -> AsyncIterator[FakeLLM]:
         yield fake
 
 
+# The secrets every test's bot runs with: the fake Bot API's token and this API key.
+TEST_API_KEY = "sk-test-secret-key-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def secrets_stay_out_of_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test: nothing logged may contain the bot token or the model's API key."""
+    logs.quiet_libraries()  # as the bot's entry point configures them
+    caplog.set_level(logging.DEBUG, logger="bot")
+    caplog.set_level(logging.DEBUG, logger="handlers")
+    yield
+    token_secret = FakeTelegram().token.split(":", 1)[1]
+    for record in caplog.records:
+        text = record.getMessage() + (caplog.text if record.exc_info else "")
+        assert token_secret not in text, f"the bot token leaked into a log line: {record.name}"
+        assert TEST_API_KEY not in text, f"the API key leaked into a log line: {record.name}"
+
+
 @pytest.fixture
 def make_settings(
     tg: FakeTelegram, llm: FakeLLM, redis_url: str, prefix: str, tmp_path: Path
@@ -95,6 +115,7 @@ def make_settings(
             "telegram_api_base_url": tg.base_url,
             "llm_base_url": llm.base_url,
             "llm_model": "llama-3-8b-instruct",
+            "llm_api_key": TEST_API_KEY,
             "redis_url": redis_url,
             "redis_key_prefix": prefix,
             "llm_first_token_timeout_s": 3,
