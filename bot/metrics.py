@@ -101,6 +101,28 @@ REDIS_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 3),
     registry=REGISTRY,
 )
+# Webhook mode's update queue, sampled by bot.workers. Each replica counts only the shards it
+# holds the lease of, so every shard is counted once: sum() over the replicas is the whole queue,
+# and the average per pod (what an autoscaler's Pods metric compares) is the backlog per replica.
+QUEUE_DEPTH = Gauge(
+    "telellama_queue_depth",
+    "Webhook mode: updates accepted and not yet finished in the queue shards this replica owns "
+    "(XLEN, sampled every 5 s); each shard is counted by its owner only: sum() over replicas",
+    registry=REGISTRY,
+)
+QUEUE_PENDING = Gauge(
+    "telellama_queue_pending",
+    "Webhook mode: of the queue depth, entries read by a replica and not yet acknowledged "
+    "(XPENDING; being answered or waiting in their lane); counted by the shard's owner only",
+    registry=REGISTRY,
+)
+WEBHOOK_SECONDS = Histogram(
+    "telellama_webhook_receipt_seconds",
+    "Webhook mode: from receiving an update to answering Telegram 200 (stored, or dropped as "
+    "a redelivery)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
 
 _PROMPT_TOKENS = TOKENS.labels("prompt")
 _COMPLETION_TOKENS = TOKENS.labels("completion")
@@ -240,3 +262,12 @@ def timed_redis(
 
 def conversations_in_progress(count: int) -> None:
     CONVERSATIONS.set(count)
+
+
+def queue_sampled(depth: int, pending: int) -> None:
+    QUEUE_DEPTH.set(depth)
+    QUEUE_PENDING.set(pending)
+
+
+def webhook_answered(seconds: float) -> None:
+    WEBHOOK_SECONDS.observe(seconds)

@@ -304,3 +304,30 @@ class UpdateQueue:
             return await self._finish(keys=keys, args=args)
 
         await self._call("finish", run)
+
+    # ------------------------------------------------------------------ metrics
+
+    async def backlog(self, shards: list[int]) -> tuple[int, int]:
+        """The shards' depth (entries accepted and not yet finished: XLEN, since finished ones
+        are deleted) and how many of those are pending (read by a replica, not acknowledged:
+        XPENDING's summary), summed. One pipelined round trip (in a Cluster, one per master);
+        a shard without its consumer group yet counts no pending entries."""
+        if not shards:
+            return 0, 0
+        streams = [self._keys.stream(shard) for shard in shards]
+
+        async def run() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream in streams:
+                    pipe.xlen(stream)
+                    pipe.xpending(stream, GROUP)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, Exception) and "NOGROUP" not in str(reply):
+                    raise reply
+            return replies
+
+        replies = await self._call("backlog", run)
+        depth = sum(int(length) for length in replies[0::2])
+        pending = sum(int(r["pending"]) for r in replies[1::2] if isinstance(r, dict))
+        return depth, pending

@@ -36,6 +36,7 @@ from telegram import Bot, Update
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot import metrics
 from bot.errors import ConfigError, MemoryUnavailable
 from bot.memory import Memory
 from bot.routing import route
@@ -119,11 +120,13 @@ class WebhookServer:
             return web.Response(status=503)
         if not new:
             log.info("webhook: update %d delivered again; dropped", found.update_id)
+        seconds = time.perf_counter() - started
+        metrics.webhook_answered(seconds)
         log.debug(
             "webhook: update %d stored in shard %d in %.1f ms",
             found.update_id,
             shard,
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
         )
         return web.Response(status=200)
 

@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from bot import metrics
 from bot.errors import MemoryUnavailable
 from bot.updatequeue import Entry, UpdateQueue
 
@@ -55,6 +56,8 @@ RECLAIM_EVERY = 5
 # An update handed over this many times is given up: it took every replica that tried it down
 # (or never finished within a shutdown's grace), and must not go on doing so.
 MAX_DELIVERIES = 5
+# How often the owned shards' depth and pending entries are sampled for /metrics.
+SAMPLE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class Workers:
         self._stopping = False
         self._closed = False
         self._coordinator: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._immediate = 0
         # Where this replica starts looking for free shards, so replicas do not all race for 0.
@@ -127,6 +131,7 @@ class Workers:
         self._coordinator = asyncio.create_task(self._coordinate())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._ready.wait(), self._config.lease_s)
+        self._sampler = asyncio.create_task(self._sample())
 
     async def stop(self, grace_s: float) -> None:
         """Stop reading; updates being processed get `grace_s` to finish, the rest (and those
@@ -145,14 +150,15 @@ class Workers:
                 await asyncio.wait(late, timeout=CUT_OFF_WAIT_S)
         self._closed = True
         readers = [s.reader for s in self._shards.values() if s.reader is not None]
-        coordinator = [self._coordinator] if self._coordinator is not None else []
-        await asyncio.gather(*(_end(task) for task in [*readers, *coordinator]))
+        own = [t for t in (self._coordinator, self._sampler) if t is not None]
+        await asyncio.gather(*(_end(task) for task in [*readers, *own]))
         for number in list(self._shards):
             with contextlib.suppress(MemoryUnavailable):
                 await self._queue.release(number)
         with contextlib.suppress(MemoryUnavailable):
             await self._queue.leave()
         self._shards.clear()
+        metrics.queue_sampled(0, 0)
 
     # ------------------------------------------------------------------ coordination
 
@@ -280,6 +286,22 @@ class Workers:
             if shard.owned() and not shard.releasing:
                 stranded = await self._queue.claim(shard.number, self._config.lease_ms)
                 self._enqueue(shard, [e for e in stranded if e.id not in shard.taken])
+
+    async def _sample(self) -> None:
+        """The depth and pending entries of the shards whose lease this replica holds, every
+        SAMPLE_S: each shard is counted by one replica, so summed over replicas it is the whole
+        queue. While Redis does not answer, the last sample stands (the coordinator logs it)."""
+        while not self._closed:
+            owned = sorted(n for n, s in self._shards.items() if s.owned())
+            try:
+                depth, pending = await self._queue.backlog(owned)
+            except MemoryUnavailable as exc:
+                log.debug("update queue: not sampled for /metrics: %s", exc)
+            except Exception:
+                log.exception("update queue: sampling for /metrics failed")
+            else:
+                metrics.queue_sampled(depth, pending)
+            await asyncio.sleep(SAMPLE_S)
 
     # ------------------------------------------------------------------ reading and lanes
 

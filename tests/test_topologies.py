@@ -18,6 +18,8 @@ import pytest
 import redis
 from redis.crc import key_slot
 
+from bot.memory import Memory
+from bot.updatequeue import UpdateQueue
 from tests.conftest import BotFactory, chat_prompts
 from tests.fakes import FakeLLM, FakeTelegram, Plan
 from tests.test_ops import free_port
@@ -205,6 +207,21 @@ async def test_the_bot_answers_and_remembers_on_a_three_master_cluster(
     slots = [key_slot(f"{{q{n}}}".encode()) for n in range(16)]
     owners = {int(r[2][1]) for r in ranges for slot in slots if r[0] <= slot <= r[1]}
     assert len(masters) == 3 and owners == masters, "the queue's shards live on every master"
+
+
+async def test_the_queue_backlog_is_sampled_across_the_masters(cluster: str, prefix: str) -> None:
+    """The /metrics sample of the update queue is one pipeline over shards on every master."""
+    memory = Memory.from_url(cluster, prefix, 3600, cluster=True)
+    queue = UpdateQueue(memory, prefix, "replica:1:a")
+    try:
+        for shard in range(16):
+            await queue.prepare(shard)
+            for update_id in (1, 2):
+                assert await queue.accept(shard, 100 * shard + update_id, "1:1", b"{}")
+            assert len(await queue.read(shard, 1, 10)) == 1
+        assert await queue.backlog(list(range(16))) == (32, 16)
+    finally:
+        await memory.close()
 
 
 async def test_the_bot_follows_a_sentinel_failover_with_its_memory(

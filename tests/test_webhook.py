@@ -20,14 +20,16 @@ import aiohttp
 import pytest
 import redis
 
+from bot import metrics, workers
 from bot.app import ALLOWED_UPDATES
 from bot.errors import ConfigError
+from bot.memory import Memory
 from bot.routing import route
 from bot.settings import load_settings
-from bot.updatequeue import GROUP, QueueKeys
+from bot.updatequeue import GROUP, QueueKeys, UpdateQueue
 from tests.conftest import BotFactory
 from tests.fakes import FakeLLM, FakeTelegram, Plan
-from tests.test_ops import free_port
+from tests.test_ops import Samples, free_port, scrape, value
 from tests.test_redis_faults import RedisProcess
 from tests.test_settings_and_cli import run_cli
 
@@ -275,6 +277,82 @@ async def test_telegram_gets_its_200_within_milliseconds(
         assert tg.texts(USER + 49) == [], "the 200 came before the answer"
         for i in range(50):
             await tg.wait_messages(USER + i, 1, timeout=10)
+
+
+async def sampled(http: aiohttp.ClientSession, port: int, depth: int, pending: int) -> Samples:
+    """Scrape until the queue gauges read `depth` and `pending` (sampled in the background)."""
+    deadline = time.monotonic() + 5
+    while True:
+        samples = await scrape(http, port)
+        found = value(samples, "telellama_queue_depth"), value(samples, "telellama_queue_pending")
+        if found == (depth, pending):
+            return samples
+        assert time.monotonic() < deadline, f"queue depth, pending stayed {found}"
+        await asyncio.sleep(0.05)
+
+
+async def test_queue_depth_pending_and_receipt_time_are_on_metrics(
+    tg: FakeTelegram, llm: FakeLLM, webhook_bot: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three updates of one user: the first is answered slowly, the other two wait in its lane,
+    so all three are in the queue and read (pending) until answered. Each 200 is timed."""
+    monkeypatch.setattr(workers, "SAMPLE_S", 0.05)
+    llm.plan(Plan(text="Slowly.", first_token_delay=1.5))
+    llm.default = Plan(text="Quickly.")
+    port = free_port()
+    receipt = "telellama_webhook_receipt_seconds"
+    async with (
+        webhook_bot(metrics_listen=f"127.0.0.1:{port}") as url,
+        aiohttp.ClientSession() as http,
+    ):
+        before = await sampled(http, port, 0, 0)
+        assert await post(url, private_update(1, "hi"), "wrong") == 401  # refused: not timed
+        for text in ("one", "two", "three"):
+            tg.send_text(USER, text)
+        await llm.wait_requests(1)
+        await sampled(http, port, 3, 3)
+
+        await tg.wait_messages(USER, 3)
+        await tg.wait_idle(quiet=0.2)
+        after = await sampled(http, port, 0, 0)
+        assert tg.texts(USER) == ["Slowly.", "Quickly.", "Quickly."]
+
+        def grew(name: str, **labels: str) -> float:
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        assert [d.status for d in tg.deliveries] == [200, 200, 200]
+        assert grew(f"{receipt}_count") == 3
+        assert grew(f"{receipt}_bucket", le="+Inf") == 3
+        # Timed inside the bot, so within what the sender measured from request to response.
+        assert 0 < grew(f"{receipt}_sum") <= sum(d.seconds for d in tg.deliveries)
+        assert grew(f"{receipt}_bucket", le="0.25") == 3, "stored in milliseconds"
+    assert metrics.REGISTRY.get_sample_value("telellama_queue_depth") == 0, "reset when stopped"
+
+
+async def test_queue_backlog_counts_the_shards_asked_for(redis_url: str, prefix: str) -> None:
+    """Depth (accepted, not finished) and pending (read, not acknowledged) of the given shards
+    only: each replica asks for the shards it owns, so summed over replicas each counts once."""
+    memory = Memory.from_url(redis_url, prefix, 3600)
+    queue = UpdateQueue(memory, prefix, "replica:1:a")
+    try:
+        for update_id in (101, 102, 103):
+            assert await queue.accept(0, update_id, "1:1", b"{}")
+        assert await queue.accept(1, 201, "2:2", b"{}")
+        assert await queue.accept(2, 301, "3:3", b"{}")  # no consumer group yet
+        await queue.prepare(0)
+        await queue.prepare(1)
+        read = await queue.read(0, 2, 10)
+        assert len(read) == 2
+        assert await queue.backlog([]) == (0, 0)
+        assert await queue.backlog([0]) == (3, 2)
+        assert await queue.backlog([1]) == (1, 0)
+        assert await queue.backlog([2]) == (1, 0)
+        assert await queue.backlog([3]) == (0, 0)  # no stream at all
+        assert await queue.backlog([0, 1, 2, 3]) == (5, 2)
+        await queue.finish(0, read[0])
+        assert await queue.backlog([0, 1]) == (3, 1)
+    finally:
+        await memory.close()
 
 
 def test_route_names_chat_user_lane_and_shard() -> None:
