@@ -21,7 +21,8 @@ from aiohttp import web
 from prometheus_client.exposition import choose_encoder
 
 from bot import metrics
-from bot.errors import ConfigError, LLMError, MemoryUnavailable
+from bot.errors import LLMError, MemoryUnavailable
+from bot.listening import listen
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -125,17 +126,9 @@ class HealthServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        host, port = self._address
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(
-                f"Setting METRICS_LISTEN: cannot listen on {host}:{port} ({exc.strerror}): "
-                "choose a free port, or leave METRICS_LISTEN empty."
-            ) from None
+        fix = "choose a free port, or leave METRICS_LISTEN empty."
+        runner = await listen(app, self._address, "METRICS_LISTEN", fix)
+        host = self._address[0]
         self._runner = runner
         log.info("health and metrics on http://%s:%s (/healthz /readyz /metrics)", host, self.port)
 

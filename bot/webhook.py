@@ -38,6 +38,7 @@ from telegram.ext import Application
 
 from bot import metrics
 from bot.errors import ConfigError, MemoryUnavailable
+from bot.listening import listen
 from bot.memory import Memory
 from bot.routing import route
 from bot.settings import Settings
@@ -79,19 +80,9 @@ class WebhookServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(self._path, self._receive)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        host, port = self._address
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise ConfigError(
-                f"Setting WEBHOOK_LISTEN: cannot listen on {host}:{port} ({exc.strerror}): "
-                "choose a free port."
-            ) from None
+        runner = await listen(app, self._address, "WEBHOOK_LISTEN", "choose a free port.")
         self._runner = runner
-        log.info("webhook: listening on %s:%d, path %s", host, port, self._path)
+        log.info("webhook: listening on %s:%d, path %s", *self._address, self._path)
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
