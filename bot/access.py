@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import texts
+
 
 @dataclass(frozen=True, slots=True)
 class AccessPolicy:
@@ -36,13 +38,7 @@ def refusal(policy: AccessPolicy, user_id: int, chat_id: int) -> str | None:
         return None
     private = chat_id == user_id
     if policy.allowed_users and user_id not in policy.allowed_users:
-        return (
-            "Sorry, I'm only available to approved users, so I can't answer you. If you think "
-            f"you should have access, ask the bot's operator to add your user id {user_id}."
-        )
+        return texts.not_approved(user_id)
     if not private and policy.allowed_chats and chat_id not in policy.allowed_chats:
-        return (
-            "Sorry, I'm not enabled in this group. The bot's operator can allow it by adding "
-            f"this chat's id ({chat_id}) to the list of allowed chats."
-        )
+        return texts.group_not_allowed(chat_id)
     return None

@@ -31,6 +31,7 @@ from bot.errors import LLMError, MemoryUnavailable
 from bot.gate import Gate
 from bot.groups import GroupPolicy, Groups
 from bot.inline import INLINE_MAX_TOKENS, InlineAnswers, InlineConfig
+from bot.languages import Languages
 from bot.limits import Limits, LimitsConfig
 from bot.llm import LLMClient, LLMConfig, SpeechConfig, Transcriber
 from bot.localredis import RedisChoice, choose
@@ -299,8 +300,9 @@ async def _start_services(app: BotApp, settings: Settings) -> Core:
         settings.telegram_group_messages_per_min,
     )
     outbox = Outbox(app.bot, pacer)
+    languages = Languages(core.memory, settings.default_language)
     core.customer = await open_customer_service(
-        settings, core.memory, app.bot, outbox, me.first_name
+        settings, core.memory, app.bot, outbox, me.first_name, languages=languages
     )
     app.bot_data.services = Services(
         engine=core.engine,
@@ -316,6 +318,7 @@ async def _start_services(app: BotApp, settings: Settings) -> Core:
         bot_name=me.first_name,
         bot_username=me.username or "",
         customer=core.customer,
+        languages=languages,
         media=Media(
             app.bot,
             MediaConfig(
@@ -325,7 +328,7 @@ async def _start_services(app: BotApp, settings: Settings) -> Core:
         ),
         inline=open_inline(settings, core.engine, me.supports_inline_queries),
     )
-    await _register_commands(app)
+    await _register_commands(app, settings.default_language)
     return core
 
 
@@ -341,7 +344,9 @@ def open_inline(settings: Settings, engine: Engine, supported: bool | None) -> I
     return InlineAnswers(engine, InlineConfig(settings.inline_timeout_s, max_tokens))
 
 
-async def _register_commands(app: BotApp) -> None:
+async def _register_commands(app: BotApp, default: str) -> None:
+    """The command menus, per scope: described in the default language for everyone, and in
+    each other language for the users whose Telegram app is set to it."""
     services = app.bot_data.services
     human = services is not None and services.customer.desk is not None
     private = (*texts.PRIVATE_COMMANDS, *([texts.HUMAN_COMMAND] if human else []))
@@ -349,11 +354,15 @@ async def _register_commands(app: BotApp) -> None:
         (private, BotCommandScopeAllPrivateChats()),
         (texts.GROUP_COMMANDS, BotCommandScopeAllGroupChats()),
     )
+    languages = [("", default)] + [(code, code) for code in texts.LANGUAGES if code != default]
     for commands, scope in menus:
-        try:
-            await app.bot.set_my_commands([BotCommand(*c) for c in commands], scope=scope)
-        except TelegramError as exc:
-            log.warning("could not register the command menu: %s", exc)
+        for code, language in languages:
+            menu = [BotCommand(name, texts.localize(language, about)) for name, about in commands]
+            try:
+                await app.bot.set_my_commands(menu, scope=scope, language_code=code or None)
+            except TelegramError as exc:
+                log.warning("could not register the command menu: %s", exc)
+                return
 
 
 @contextlib.asynccontextmanager

@@ -13,6 +13,7 @@ from bot.access import AccessPolicy
 from bot.business import Business
 from bot.feedback import Feedback
 from bot.handoff import Desk, DeskConfig
+from bot.languages import Languages
 from bot.memory import Memory
 from bot.outbox import Outbox
 from bot.settings import Settings
@@ -40,7 +41,13 @@ def desk_config(settings: Settings) -> DeskConfig:
 
 
 async def open_customer_service(
-    settings: Settings, memory: Memory, bot: Bot, outbox: Outbox, bot_name: str
+    settings: Settings,
+    memory: Memory,
+    bot: Bot,
+    outbox: Outbox,
+    bot_name: str,
+    *,
+    languages: Languages | None = None,
 ) -> CustomerService:
     access = AccessPolicy.of(
         settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_user_ids
@@ -55,6 +62,6 @@ async def open_customer_service(
     business = Business(bot, memory, access, settings.business_pause_minutes)
     desk = None
     if settings.support_chat_id is not None:
-        desk = Desk(bot, outbox, memory, desk_config(settings), bot_name)
+        desk = Desk(bot, outbox, memory, desk_config(settings), bot_name, languages=languages)
         await desk.start()
     return CustomerService(feedback, business, desk)

@@ -48,15 +48,16 @@ from bot.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
-STOPPED_NOTE = "⏹ Stopped."
-LENGTH_NOTE = "✂️ The answer reached its length limit."
-EMPTY_INPUT = "Send me some text and I'll answer."
-NOTHING_TO_RETRY = "There is nothing to retry yet: send me a message first."
-NOTHING_TO_STOP = "Nothing is being generated right now."
+STOPPED_NOTE = texts.STOPPED_NOTE
+LENGTH_NOTE = texts.LENGTH_NOTE
+EMPTY_INPUT = texts.EMPTY_INPUT
+NOTHING_TO_RETRY = texts.NOTHING_TO_RETRY
+NOTHING_TO_STOP = texts.NOTHING_TO_STOP
 
 
 class Sink(Protocol):
-    """Where a reply is shown as it grows."""
+    """Where a reply is shown as it grows. The engine's own messages (notices, notes) are
+    English `bot.texts` messages: the sink shows them in its reader's language."""
 
     async def begin(self) -> None: ...
 
@@ -115,7 +116,8 @@ class Incoming:
     images: tuple[str, ...] = ()
     # The access lists and limits were already checked (before a download or transcription).
     admitted: bool = False
-    # The user's language code as Telegram gives it, for the persona's {language}.
+    # The user's language for the persona's {language}: their /language choice, else the code
+    # Telegram gives (bot/languages.py).
     language: str = ""
     # Where the engine reports what became of the message, when the caller wants to know.
     report: Report | None = field(default=None, compare=False)
@@ -184,10 +186,7 @@ class Engine:
             await sink.fail(texts.NO_IMAGES)
             return
         if len(text) > self._config.max_input_chars:
-            await sink.fail(
-                f"Your message is too long ({len(text):,} characters); "
-                f"I can read up to {self._config.max_input_chars:,}. Please shorten it."
-            )
+            await sink.fail(texts.too_long(len(text), self._config.max_input_chars))
             return
         fact = None if incoming.images else parse_remember(text)
         if fact is not None:
@@ -404,7 +403,7 @@ class Engine:
     ) -> None:
         answer.text, handoff = split_handoff(answer.text)
         if not answer.text.strip():
-            await self._fail(sink, "The model returned an empty answer. Please try /retry.")
+            await self._fail(sink, texts.EMPTY_ANSWER)
             return
         if not request.memory_ok and request.key not in self._warned_memory:
             self._warned_memory.add(request.key)

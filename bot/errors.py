@@ -1,4 +1,5 @@
-"""The exception tree. Every error a user can run into carries the short message they see.
+"""The exception tree. Every error a user can run into carries the short message they see
+(declared in bot/texts.py, so it is shown in the user's language).
 
 TelellamaError                  user_message: what the chat shows
 ├── ConfigError                 bad or missing setting (raised at start, never in a chat)
@@ -18,11 +19,13 @@ TelellamaError                  user_message: what the chat shows
 
 from __future__ import annotations
 
+from bot import texts
+
 
 class TelellamaError(Exception):
     """Base of every error the bot raises on purpose."""
 
-    user_message = "Something went wrong on my side. Please try again in a moment."
+    user_message: str = texts.SOMETHING_WENT_WRONG
 
 
 class ConfigError(TelellamaError):
@@ -30,19 +33,19 @@ class ConfigError(TelellamaError):
 
 
 class LLMError(TelellamaError):
-    user_message = "I couldn't get an answer from the model right now. Please try again."
+    user_message = texts.LLM_FAILED
 
 
 class LLMUnavailable(LLMError):
-    user_message = "The language model is unreachable right now. Please try again in a minute."
+    user_message = texts.LLM_UNAVAILABLE
 
 
 class LLMTimeout(LLMError):
-    user_message = "The language model took too long to start answering. Please try again."
+    user_message = texts.LLM_TIMEOUT
 
 
 class LLMRateLimited(LLMError):
-    user_message = "The language model is busy right now. Please try again in a minute."
+    user_message = texts.LLM_RATE_LIMITED
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -50,29 +53,27 @@ class LLMRateLimited(LLMError):
 
 
 class LLMServerError(LLMError):
-    user_message = "The language model had an internal error. Please try again."
+    user_message = texts.LLM_SERVER_ERROR
 
 
 class LLMRejected(LLMError):
-    user_message = (
-        "The language model rejected the request. The bot's operator has been notified in the logs."
-    )
+    user_message = texts.LLM_REJECTED
 
 
 class PromptTooLong(LLMError):
-    user_message = "This conversation is too long for the model. Send /new to start over."
+    user_message = texts.PROMPT_TOO_LONG
 
 
 class LLMStreamCut(LLMError):
-    user_message = "⚠️ The answer was cut off because the connection to the model broke."
+    user_message = texts.LLM_STREAM_CUT
 
 
 class LLMEmptyAnswer(LLMError):
-    user_message = "The model returned an empty answer. Please rephrase or try /retry."
+    user_message = texts.LLM_EMPTY_ANSWER
 
 
 class MemoryUnavailable(TelellamaError):
-    user_message = "⚠️ My memory is unavailable right now, so I won't remember this conversation."
+    user_message = texts.MEMORY_UNAVAILABLE
 
 
 class ChatUnavailable(TelellamaError):

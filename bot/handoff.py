@@ -32,6 +32,7 @@ from bot import texts
 from bot.conversation import Turn
 from bot.errors import ChatUnavailable, MemoryUnavailable
 from bot.feedback import day_of
+from bot.languages import Languages
 from bot.memory import ConversationKey, HandoffState, Memory
 from bot.outbox import Outbox, Target
 from bot.render import Chunk, split_plain
@@ -129,9 +130,18 @@ class Desk:
     """The support side of handoffs: topics, relaying both ways, resolving, the idle sweep."""
 
     def __init__(
-        self, bot: Bot, outbox: Outbox, memory: Memory, config: DeskConfig, bot_name: str
+        self,
+        bot: Bot,
+        outbox: Outbox,
+        memory: Memory,
+        config: DeskConfig,
+        bot_name: str,
+        *,
+        languages: Languages | None = None,
     ) -> None:
         self._bot = bot
+        # The customers' languages, for the notices they get when a handoff ends.
+        self._languages = languages
         self._outbox = outbox
         self._memory = memory
         self._config = config
@@ -290,6 +300,8 @@ class Desk:
         """End the handoff (once, however many replicas try) and tell the customer."""
         state = await self._memory.end_handoff(user_id)
         if state is not None:
+            if self._languages is not None:
+                message = texts.localize(await self._languages.ui(user_id), message)
             await self._say(Target(user_id), message)
         return state
 

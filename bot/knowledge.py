@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bot import texts
 from bot.chunking import Chunk
 from bot.documents import Documents, read, stat_fingerprint
 from bot.errors import LLMError, MemoryUnavailable
@@ -49,10 +50,7 @@ EMBED_BATCH = 64
 # The question's embedding is on the reply's path: past this, answer from BM25 alone.
 QUERY_EMBED_TIMEOUT_S = 5.0
 
-UNKNOWN_REPLY = (
-    "I'm sorry, I couldn't find that in the information I have, and I'd rather not guess. "
-    "Would you like to talk to a person? Send /human and someone from our team will help you."
-)
+UNKNOWN_REPLY = texts.UNKNOWN_REPLY
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bot import texts
 from bot.errors import MemoryUnavailable
 from bot.memory import Admission, Memory
 
@@ -71,27 +72,12 @@ def refusal(verdict: Admission, now: float, config: LimitsConfig) -> str:
     """What a refused user reads: why, and when they may write again."""
     when = _when(verdict.retry_at, now)
     if verdict.refused == "quota":
-        return (
-            f"You've used today's allowance of {config.daily_tokens:,} tokens. "
-            f"You can write again {when}."
-        )
-    return (
-        f"You're sending messages faster than I can answer (at most {config.per_minute} a "
-        f"minute). Please write again {when}."
-    )
+        return texts.over_quota(config.daily_tokens, when)
+    return texts.too_fast(config.per_minute, when)
 
 
-def _when(retry_at: float, now: float) -> str:
+def _when(retry_at: float, now: float) -> texts.Text:
     wait = max(math.ceil(retry_at - now), 1)
     moment = datetime.fromtimestamp(retry_at, UTC)
     clock = moment.strftime("%H:%M:%S" if wait < 3600 else "%H:%M")
-    return f"at {clock} UTC (in {_duration(wait)})"
-
-
-def _duration(seconds: int) -> str:
-    if seconds < 90:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = math.ceil(seconds / 60)
-    if minutes < 90:
-        return f"{minutes} minutes"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+    return texts.write_again_at(clock, wait)

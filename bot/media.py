@@ -106,7 +106,7 @@ class Media:
 
     async def document(self, document: Document, max_chars: int) -> ReadDocument:
         """The text of a PDF, text, Markdown, CSV or JSON file, at most `max_chars` of it."""
-        name = document.file_name or "your document"
+        name = document.file_name or texts.YOUR_DOCUMENT
         kind = kind_of(document.file_name, document.mime_type)
         if kind is None:
             raise InputRejected(texts.document_unsupported(document.file_name or ""))
@@ -114,7 +114,7 @@ class Media:
         try:
             read = await asyncio.to_thread(read_text, bytes(data), kind, max_chars)
         except UnreadableDocument as exc:
-            raise InputRejected(texts.document_unreadable(name, str(exc))) from exc
+            raise InputRejected(texts.document_unreadable(name, exc.args[0])) from exc
         shared = SharedDocument(name, read.text, read.kept is not None, time.time())
         return ReadDocument(shared, read.kept)
 

@@ -10,6 +10,7 @@ Cluster keeps them on one slot and multi-key transactions stay legal:
     {p}:{u<id>}:m:<scope>   hash: last (unix time of the last turn), summary, title, doc (the
                             document shared in the conversation: JSON name, text, cut, at)
     {p}:{u<id>}:facts       list: facts the user asked to be remembered (JSON text, at)
+    {p}:{u<id>}:lang        string: the language the user chose with /language (bot/languages.py)
     {p}:{u<id>}:keys        set: every key above that exists, so "forget everything" needs no SCAN
     {p}:{g<chat>}:settings  hash: a group's own settings (context, triggers)
     {p}:{g<chat>}:log:<t>   list: the group topic's recent visible messages (shared context only)
@@ -195,6 +196,9 @@ class Keys:
 
     def index(self, user_id: int) -> str:
         return f"{self.user(user_id)}:keys"
+
+    def language(self, user_id: int) -> str:
+        return f"{self.user(user_id)}:lang"
 
     # Limits live outside the key index on purpose: "forget everything" must not reset a quota.
     def rate(self, user_id: int) -> str:
@@ -500,7 +504,13 @@ class Memory:
                     fields["title"] = title
                 pipe.hset(meta, mapping=fields)
                 pipe.sadd(self._keys.index(user), history, meta, *([pending] if fold else []))
-                for name in (history, meta, self._keys.index(user), self._keys.facts(user)):
+                for name in (
+                    history,
+                    meta,
+                    self._keys.index(user),
+                    self._keys.facts(user),
+                    self._keys.language(user),
+                ):
                     pipe.expire(name, self._ttl)
                 if joins_group and self._one_node:
                     self._add_member(pipe, key.chat_id, user)
@@ -604,6 +614,32 @@ class Memory:
                 return decode_fact(raw)
 
         return await self._call("delete fact", delete)
+
+    # ------------------------------------------------------------------ language (bot/languages.py)
+    # The user's /language choice: in the user's hash tag and key index (so /forget all deletes
+    # it), expiring with the rest of their memory (every turn renews it, see `append`).
+
+    async def language(self, user_id: int) -> str | None:
+        """The language the user chose with /language; None when they did not."""
+        name = self._keys.language(user_id)
+        return _text(await self._call("language", lambda: self._redis.get(name))) or None
+
+    async def set_language(self, user_id: int, language: str | None) -> None:
+        """Keep the user's choice of language; None forgets it."""
+        name, index = self._keys.language(user_id), self._keys.index(user_id)
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if language is None:
+                    pipe.delete(name)
+                    pipe.srem(index, name)
+                else:
+                    pipe.set(name, language, ex=self._ttl)
+                    pipe.sadd(index, name)
+                    pipe.expire(index, self._ttl)
+                await pipe.execute()
+
+        await self._call("set language", write)
 
     async def conversations(self, user_id: int) -> list[StoredConversation]:
         """The conversations stored for a user, from the key index (no SCAN)."""

@@ -21,6 +21,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import texts
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ HANDOFF_INSTRUCTIONS = (
     f"person from the team, and end your answer with a line containing only {HANDOFF_MARKER}"
 )
 # What is shown when the model's answer was the marker alone.
-HANDED_OVER = "I'm passing you to a person from our team."
+HANDED_OVER = texts.HANDED_OVER
 
 _MARKER = re.compile(r"[ \t]*\[\[\s*HANDOFF\s*\]\][ \t]*\n?", re.IGNORECASE)
 

@@ -8,6 +8,7 @@ from bot.customer import CustomerService
 from bot.engine import Engine, Report
 from bot.groups import Groups
 from bot.inline import InlineAnswers
+from bot.languages import Languages
 from bot.media import Media
 from bot.outbox import Outbox, Target
 from bot.stream import Buttons, DraftSupport, ReplyStream, StreamConfig
@@ -26,16 +27,30 @@ class Services:
     bot_username: str
     # Feedback and /stats, Telegram Business, the human handoff desk (bot/customer.py).
     customer: CustomerService
+    # Each user's language (/language, else Telegram's).
+    languages: Languages
     # Photos, voice and documents (bot/media.py); inline mode, None unless INLINE_MODE is on.
     media: Media | None = None
     inline: InlineAnswers | None = None
 
     def reply_stream(
-        self, target: Target, report: Report | None = None, buttons: Buttons | None = None
+        self,
+        target: Target,
+        report: Report | None = None,
+        buttons: Buttons | None = None,
+        *,
+        language: str,
     ) -> ReplyStream:
-        """The sink of one reply; with `buttons`, a model's answer carries them (`report`)."""
+        """The sink of one reply, its notices in `language`; with `buttons`, a model's answer
+        carries them (`report`)."""
         return ReplyStream(
-            self.outbox, target, self.stream_config, self.drafts, report=report, buttons=buttons
+            self.outbox,
+            target,
+            self.stream_config,
+            self.drafts,
+            report=report,
+            buttons=buttons,
+            language=language,
         )
 
 

@@ -19,11 +19,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.i18n import LANGUAGES, supported
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are {bot_name}, a helpful assistant inside Telegram. Answer clearly and concisely; "
     "use Markdown sparingly (bold, lists, code blocks) because Telegram renders it. "
-    "Always answer in the language the user writes in."
+    "Always answer in the language the user writes in (their preferred language: {language})."
 )
 
 # The largest file the Bot API lets a bot download (getFile).
@@ -74,6 +75,7 @@ _HINTS = {
         f"use a number of bytes up to {TELEGRAM_DOWNLOAD_LIMIT} (bots may download 20 MB at most)"
     ),
     "INLINE_TIMEOUT_S": "Telegram drops inline answers after about 10 s: use at most 9",
+    "DEFAULT_LANGUAGE": f"use one of {', '.join(LANGUAGES)}",
 }
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -128,6 +130,7 @@ class Settings(BaseSettings):
     system_prompt: str | None = None
     system_prompt_file: Path | None = None
     max_input_chars: int = Field(8000, ge=100)
+    default_language: str = "en"
 
     knowledge_dir: Path | None = None
     knowledge_top_k: int = Field(4, ge=1, le=20)
@@ -324,6 +327,14 @@ class Settings(BaseSettings):
         if info.data.get("stt_base_url") and not value.strip():
             raise ValueError("is empty (STT_BASE_URL is set)")
         return value.strip()
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        language = supported(value)
+        if language is None:
+            raise ValueError(f"{value!r} is not a language the bot speaks")
+        return language
 
     @field_validator("vision_model")
     @classmethod

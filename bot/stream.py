@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from telegram import InlineKeyboardMarkup
 
+from bot import texts
 from bot.engine import Report
 from bot.errors import ChatUnavailable
 from bot.outbox import Outbox, Target
@@ -90,6 +91,7 @@ class ReplyStream:
 
     `buttons` go under the last message of a model's answer (the engine's `report` has its
     answer by then), never under the bot's own notices; `rated` says they were delivered.
+    The bot's own messages (notices, notes: bot.texts) are shown in `language`.
     """
 
     outbox: Outbox
@@ -99,6 +101,7 @@ class ReplyStream:
     report: Report | None = None
     buttons: Buttons | None = None
     rated: bool = False
+    language: str = texts.ENGLISH
     _use_draft: bool = False
     _draft_id: int = 0
     _latest: str = ""
@@ -131,9 +134,9 @@ class ReplyStream:
 
     async def finish(self, text: str, note: str | None = None) -> None:
         await self._close()
-        chunks = render(text)
+        chunks = render(texts.localize(self.language, text))
         if note:
-            chunks = with_note(chunks, note)
+            chunks = with_note(chunks, texts.localize(self.language, note))
         answered = self.report is not None and bool(self.report.answer)
         markup = self.buttons.markup if self.buttons is not None and answered else None
         await self._deliver(chunks, markup)
@@ -142,6 +145,7 @@ class ReplyStream:
     async def fail(self, message: str) -> None:
         """Say what went wrong; whatever preview was shown is kept above the notice."""
         await self._close()
+        message = texts.localize(self.language, message)
         shown = render(self._shown) if self._shown else []
         await self._deliver(with_note(shown, message) if shown else [Chunk(message, ())])
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from pathlib import PurePosixPath
 
+from bot import texts
 from bot.conversation import cut_text
 
 PDF = "pdf"
@@ -24,7 +25,8 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 class UnreadableDocument(ValueError):
-    """No text could be read; the message says why, in words for the user."""
+    """No text could be read; its argument says why, in words for the user (a bot.texts
+    message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         if b"\x00" in data[:4096]:
-            raise UnreadableDocument("it is not a text file") from None
+            raise UnreadableDocument(texts.NOT_TEXT) from None
         # Not UTF-8 and no NUL bytes: most likely a legacy single-byte encoding.
         return data.decode("cp1252", "replace")
 
@@ -72,12 +74,12 @@ def _clean(text: str) -> str:
 
 def _fit(text: str, max_chars: int) -> DocumentText:
     if not text:
-        raise UnreadableDocument("it is empty")
+        raise UnreadableDocument(texts.EMPTY_DOCUMENT)
     if len(text) <= max_chars:
         return DocumentText(text)
     kept = cut_text(text, max_chars)
     share = max(1, len(kept) * 100 // len(text))
-    return DocumentText(kept, f"the first {share}% ({len(kept):,} of {len(text):,} characters)")
+    return DocumentText(kept, texts.kept_share(share, len(kept), len(text)))
 
 
 def _pdf(data: bytes, max_chars: int) -> DocumentText:
@@ -88,7 +90,7 @@ def _pdf(data: bytes, max_chars: int) -> DocumentText:
     try:
         reader = PdfReader(BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadableDocument("it is protected by a password")
+            raise UnreadableDocument(texts.PASSWORD_PROTECTED)
         total, read, pages = len(reader.pages), 0, []
         size = 0
         for page in reader.pages:
@@ -102,10 +104,10 @@ def _pdf(data: bytes, max_chars: int) -> DocumentText:
     except UnreadableDocument:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise UnreadableDocument("it is not a readable PDF") from exc
+        raise UnreadableDocument(texts.NOT_A_PDF) from exc
     if not pages:
-        raise UnreadableDocument("it has no text I can read (a scan, perhaps)")
+        raise UnreadableDocument(texts.NO_TEXT_IN_PDF)
     text = "\n\n".join(pages)
     if read == total and len(text) <= max_chars:
         return DocumentText(text)
-    return DocumentText(cut_text(text, max_chars), f"about the first {read} of {total} pages")
+    return DocumentText(cut_text(text, max_chars), texts.kept_pages(read, total))

@@ -23,6 +23,7 @@ from handlers import (
     export,
     feedback,
     inline,
+    language,
     media,
     memory,
     messages,
@@ -61,8 +62,10 @@ def table() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("human", support.human, filters=ANY_CHAT),
         CommandHandler("export", export.export, filters=ANY_CHAT),
         CommandHandler("stats", feedback.stats, filters=ANY_CHAT),
+        CommandHandler("language", language.choose, filters=ANY_CHAT),
         CallbackQueryHandler(memory.forget_all_button, pattern=f"^{memory.FORGET_ALL}"),
         CallbackQueryHandler(feedback.vote, pattern=r"^fb:"),
+        CallbackQueryHandler(language.button, pattern=f"^{language.BUTTON}"),
         BusinessConnectionHandler(business.connection),
         MessageHandler(filters.UpdateType.BUSINESS_MESSAGE, business.message),
         MessageHandler(

@@ -25,16 +25,14 @@ async def is_admin(update: Update, context: Context) -> bool:
 
 
 def _describe(policy: GroupPolicy) -> str:
-    context = "on" if policy.shared_context else "off"
-    triggers = ", ".join(policy.triggers) or "none"
-    return f"Shared context: {context}\nTrigger words: {triggers}\n\n{texts.SETTINGS_USAGE}"
+    return texts.group_settings(policy.shared_context, ", ".join(policy.triggers))
 
 
 async def settings(update: Update, context: Context) -> None:
     """Show or change this group's settings (admins only)."""
     here = where(update)
     if here.private:
-        await replying.say(update, context, "/settings is for group admins, inside their group.")
+        await replying.say(update, context, texts.SETTINGS_IN_GROUPS)
         return
     if not await is_admin(update, context):
         await replying.say(update, context, texts.SETTINGS_ADMINS_ONLY)

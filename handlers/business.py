@@ -41,16 +41,17 @@ async def message(update: Update, context: Context) -> None:
     if link is None or not message.text:
         return
     customer = message.from_user
+    language = await services.languages.of(customer.id, customer.language_code)
     report = Report()
     incoming = Incoming(
         ConversationKey(customer.id, message.chat.id, business=link.id),
         message.text,
         customer.first_name,
         title=link.owner_name,
-        language=customer.language_code or "",
+        language=language.spoken,
         report=report,
     )
     target = Target(message.chat.id, business_connection_id=link.id)
-    await services.engine.answer(incoming, services.reply_stream(target))
+    await services.engine.answer(incoming, services.reply_stream(target, language=language.ui))
     if report.handoff:
         await business.pause(link.id, message.chat.id)

@@ -60,4 +60,4 @@ async def retry(update: Update, context: Context) -> None:
 async def stop(update: Update, context: Context) -> None:
     """Cancel the answer being generated; the partial answer says it was stopped."""
     if not context.services.engine.stop(where(update).key):
-        await replying.say(update, context, "Nothing is being generated right now.")
+        await replying.say(update, context, texts.NOTHING_TO_STOP)

@@ -19,7 +19,13 @@ async def on_error(update: object, context: Context) -> None:
     metrics.error(context.error)
     if not isinstance(update, Update) or update.effective_chat is None:
         return
+    user, services = update.effective_user, context.bot_data.services
+    language = texts.ENGLISH
+    if user is not None and services is not None:
+        language = (await services.languages.of(user.id, user.language_code)).ui
     try:
-        await context.bot.send_message(update.effective_chat.id, texts.INTERNAL_ERROR)
+        await context.bot.send_message(
+            update.effective_chat.id, texts.localize(language, texts.INTERNAL_ERROR)
+        )
     except TelegramError as exc:
         log.info("could not tell the user about the failure: %s", exc)

@@ -35,12 +35,13 @@ async def export(update: Update, context: Context) -> None:
     if not facts and not conversations:
         await replying.say(update, context, texts.EXPORT_NOTHING)
         return
+    t = replying.translator((await replying.language(update, context)).ui)
     exported = export_file(
         fmt, user_id, facts, conversations, now=time.time(), bot_name=services.bot_name
     )
     try:
         await services.outbox.document(
-            here.target, exported.name, exported.content, texts.EXPORT_CAPTION
+            here.target, exported.name, exported.content, t(texts.EXPORT_CAPTION)
         )
     except ChatUnavailable as exc:
         log.info("export not delivered: %s", exc)

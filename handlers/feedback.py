@@ -19,11 +19,12 @@ async def vote(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None:
         return
+    t = replying.translator((await replying.language(update, context)).ui)
     parsed = parse_vote(query.data or "")
     if parsed is None:
-        await query.answer(texts.STALE_BUTTON)
+        await query.answer(t(texts.STALE_BUTTON))
         return
-    await query.answer(await context.services.customer.feedback.vote(parsed, query.from_user.id))
+    await query.answer(t(await context.services.customer.feedback.vote(parsed, query.from_user.id)))
 
 
 async def stats(update: Update, context: Context) -> None:

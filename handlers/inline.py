@@ -31,8 +31,10 @@ async def inline_query(update: Update, context: Context) -> None:
     if not question:
         return
     user = query.from_user
+    language = await context.services.languages.of(user.id, user.language_code)
     # No chat is known here: the person's own (private) scope stands for them, for the gate.
-    incoming = Incoming(ConversationKey(user.id, user.id), question, user.first_name)
+    key = ConversationKey(user.id, user.id)
+    incoming = Incoming(key, question, user.first_name, language=language.spoken)
     notice = texts.INLINE_FAILED
     try:
         answer = await inline.answer(incoming)
@@ -48,7 +50,10 @@ async def inline_query(update: Update, context: Context) -> None:
     if answer.strip():
         await _answer(query, [article(question, answer)], None)
     else:
-        await _answer(query, [], InlineQueryResultsButton(notice, start_parameter=START_PARAMETER))
+        button = InlineQueryResultsButton(
+            texts.localize(language.ui, notice), start_parameter=START_PARAMETER
+        )
+        await _answer(query, [], button)
 
 
 async def _answer(

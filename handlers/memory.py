@@ -22,27 +22,30 @@ def _arguments(update: Update) -> str:
     return parts[1].strip() if len(parts) > 1 else ""
 
 
-def _describe(conversation: StoredConversation) -> str:
-    place = f"the group {conversation.title}"
+def _describe(conversation: StoredConversation) -> texts.Text:
+    place = texts.place_group(conversation.title)
     if conversation.scope == "p":
-        place = "our private chat"
+        place = texts.PLACE_PRIVATE
     elif conversation.scope.startswith("b"):
-        place = f"your chat with {conversation.title} (Telegram Business)"
-    when = ""
+        place = texts.place_business(conversation.title)
+    day = None
     if conversation.last_active is not None:
         day = datetime.fromtimestamp(conversation.last_active, UTC).strftime("%Y-%m-%d")
-        when = f", last on {day}"
-    plural = "" if conversation.turns == 1 else "s"
-    return f"{place}: {conversation.turns} exchange{plural}{when}"
+    return texts.stored_conversation(place, conversation.turns, day)
 
 
-def memory_listing(facts: list[Fact], conversations: list[StoredConversation]) -> str:
-    lines = ["What I remember about you:"]
-    lines += [f"{i}. {fact.text}" for i, fact in enumerate(facts, 1)] or [texts.NO_FACTS]
+def memory_listing(
+    facts: list[Fact], conversations: list[StoredConversation], language: str = texts.ENGLISH
+) -> str:
+    def t(text: str) -> str:
+        return texts.localize(language, text)
+
+    lines = [t(texts.MEMORY_HEADER)]
+    lines += [f"{i}. {fact.text}" for i, fact in enumerate(facts, 1)] or [t(texts.NO_FACTS)]
     if conversations:
-        lines += ["", "Conversations I keep:"]
-        lines += [f"- {_describe(c)}" for c in conversations]
-    lines += ["", "/forget <number> deletes a fact; /forget all deletes everything."]
+        lines += ["", t(texts.CONVERSATIONS_HEADER)]
+        lines += [f"- {t(_describe(c))}" for c in conversations]
+    lines += ["", t(texts.MEMORY_FOOTER)]
     return "\n".join(lines)
 
 
@@ -77,7 +80,8 @@ async def memory(update: Update, context: Context) -> None:
     except MemoryUnavailable:
         await replying.say(update, context, texts.MEMORY_DOWN)
         return
-    await replying.say(update, context, memory_listing(facts, conversations))
+    language = (await replying.language(update, context)).ui
+    await replying.say(update, context, memory_listing(facts, conversations, language))
 
 
 async def forget(update: Update, context: Context) -> None:
@@ -89,15 +93,16 @@ async def forget(update: Update, context: Context) -> None:
     argument = _arguments(update).lower()
     message = update.effective_message
     if argument == "all" and message is not None:
+        t = replying.translator((await replying.language(update, context)).ui)
         buttons = InlineKeyboardMarkup(
             [
                 [
-                    InlineKeyboardButton("Delete everything", callback_data=FORGET_ALL),
-                    InlineKeyboardButton("Cancel", callback_data=f"{FORGET_ALL}:no"),
+                    InlineKeyboardButton(t(texts.FORGET_ALL_BUTTON), callback_data=FORGET_ALL),
+                    InlineKeyboardButton(t(texts.CANCEL_BUTTON), callback_data=f"{FORGET_ALL}:no"),
                 ]
             ]
         )
-        await message.reply_text(texts.FORGET_ALL_CONFIRM, reply_markup=buttons)
+        await message.reply_text(t(texts.FORGET_ALL_CONFIRM), reply_markup=buttons)
         return
     if not argument.isdigit():
         await replying.say(update, context, texts.FORGET_USAGE)
@@ -108,11 +113,9 @@ async def forget(update: Update, context: Context) -> None:
         await replying.say(update, context, texts.MEMORY_DOWN)
         return
     if fact is None:
-        await replying.say(
-            update, context, f"There is no fact number {argument}. /memory lists them."
-        )
+        await replying.say(update, context, texts.no_such_fact(argument))
     else:
-        await replying.say(update, context, f"Forgotten: {fact.text}")
+        await replying.say(update, context, texts.forgotten(fact.text))
 
 
 async def forget_all_button(update: Update, context: Context) -> None:
@@ -121,19 +124,21 @@ async def forget_all_button(update: Update, context: Context) -> None:
     if query is None or query.message is None:
         return
     # The buttons live in the user's private chat, whose id is the user's id.
+    t = replying.translator((await replying.language(update, context)).ui)
     if query.message.chat.id != query.from_user.id:
-        await query.answer(texts.NOT_YOURS, show_alert=True)
+        await query.answer(t(texts.NOT_YOURS), show_alert=True)
         return
     if query.data != FORGET_ALL:
         text = texts.FORGET_ALL_CANCELLED
     else:
         try:
             await context.services.userdata.forget_everything(query.from_user.id)
+            context.services.languages.forget(query.from_user.id)
             text = texts.FORGET_ALL_DONE
         except MemoryUnavailable:
             text = texts.MEMORY_DOWN
     await query.answer()
     try:
-        await query.edit_message_text(text)
+        await query.edit_message_text(t(text))
     except TelegramError:
-        await context.bot.send_message(query.from_user.id, text)
+        await context.bot.send_message(query.from_user.id, t(text))

@@ -71,4 +71,5 @@ async def migrated(update: Update, context: Context) -> None:
 async def stale_button(update: Update, context: Context) -> None:
     """Any button press no handler claims: an old or forged button. Stop the spinner politely."""
     if update.callback_query is not None:
-        await update.callback_query.answer(texts.STALE_BUTTON)
+        language = (await replying.language(update, context)).ui
+        await update.callback_query.answer(texts.localize(language, texts.STALE_BUTTON))

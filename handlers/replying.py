@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from telegram import Update
 
+from bot import texts
 from bot.engine import Incoming, Report
 from bot.errors import ChatUnavailable
 from bot.handoff import Customer
+from bot.languages import Language
 from bot.render import Chunk
 from handlers.context import Context, Where, where
 
@@ -28,6 +32,7 @@ async def answer(
     the vision model with it; `admitted`: the gate was already asked, see Engine.admit)."""
     here = where(update)
     services = context.services
+    lang = await language(update, context)
     lines = 0
     if not here.private:
         policy = await services.groups.policy(here.key.chat_id)
@@ -40,9 +45,9 @@ async def answer(
         title=here.title,
         images=images,
         admitted=admitted,
-        language=here.language,
+        language=lang.spoken,
     )
-    await _reply(update, context, here, incoming)
+    await _reply(update, context, here, incoming, lang.ui)
     if not here.private:
         await services.groups.observe(
             here.key.chat_id, here.key.thread_id, here.user_name, question
@@ -51,12 +56,19 @@ async def answer(
 
 async def retry(update: Update, context: Context) -> None:
     here = where(update)
-    incoming = Incoming(here.key, "", here.user_name, title=here.title, language=here.language)
-    await _reply(update, context, here, incoming, retry=True)
+    lang = await language(update, context)
+    incoming = Incoming(here.key, "", here.user_name, title=here.title, language=lang.spoken)
+    await _reply(update, context, here, incoming, lang.ui, retry=True)
 
 
 async def _reply(
-    update: Update, context: Context, here: Where, incoming: Incoming, *, retry: bool = False
+    update: Update,
+    context: Context,
+    here: Where,
+    incoming: Incoming,
+    ui: str,
+    *,
+    retry: bool = False,
 ) -> None:
     """Stream the engine's answer; then count it, keep it for 👍/👎 when it has the buttons,
     and hand the user over to a person when the model asked for that."""
@@ -64,7 +76,7 @@ async def _reply(
     customer = services.customer
     report = Report()
     buttons = customer.feedback.rating(here.key.user_id)
-    stream = services.reply_stream(here.target, report, buttons)
+    stream = services.reply_stream(here.target, report, buttons, language=ui)
     run = services.engine.retry if retry else services.engine.answer
     await run(replace(incoming, report=report), stream)
     rated = buttons.tag if buttons is not None and stream.rated else None
@@ -78,8 +90,24 @@ async def _reply(
 
 
 async def say(update: Update, context: Context, text: str) -> None:
-    """A short plain reply from the bot itself (not the model), paced like every send."""
+    """A short plain reply from the bot itself (not the model), paced like every send, in the
+    user's language."""
+    text = texts.localize((await language(update, context)).ui, text)
     try:
         await context.services.outbox.send(where(update).target, Chunk(text, ()))
     except ChatUnavailable as exc:
         log.info("notice not delivered: %s", exc)
+
+
+async def language(update: Update, context: Context) -> Language:
+    """The language of the user an update comes from (bot/languages.py)."""
+    languages = context.services.languages
+    user = update.effective_user
+    if user is None:
+        return Language(languages.default)
+    return await languages.of(user.id, user.language_code)
+
+
+def translator(language: str) -> Callable[[str], str]:
+    """`localize` in `language`, for handlers that send several of the bot's messages."""
+    return functools.partial(texts.localize, language)

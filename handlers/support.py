@@ -81,7 +81,7 @@ async def support_chat(update: Update, context: Context) -> None:
     note = None
     try:
         if command == "resolve":
-            operator = sender.first_name if sender is not None else "an operator"
+            operator = sender.first_name if sender is not None else texts.AN_OPERATOR
             note = texts.RESOLVE_WHERE if thread is None else await desk.resolve(thread, operator)
         elif thread is not None and sender is not None and not sender.is_bot:
             note = await desk.to_customer(thread, message.message_id)

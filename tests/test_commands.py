@@ -17,8 +17,10 @@ def prompt_contents(llm: FakeLLM) -> list[tuple[object, object]]:
 async def test_commands_are_registered_per_scope(tg: FakeTelegram, bot: BotApp) -> None:
     private = [c["command"] for c in tg.commands({"type": "all_private_chats"})]
     groups = [c["command"] for c in tg.commands({"type": "all_group_chats"})]
-    assert private == ["new", "retry", "stop", "help", "memory", "remember", "forget", "export"]
-    assert groups == ["ask", "new", "retry", "stop", "help", "settings"]
+    assert private == [
+        *("new", "retry", "stop", "help", "memory", "remember", "forget", "export", "language"),
+    ]
+    assert groups == ["ask", "new", "retry", "stop", "help", "settings", "language"]
 
 
 async def test_start_greets_and_says_what_the_bot_does(tg: FakeTelegram, bot: BotApp) -> None:
