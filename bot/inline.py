@@ -13,10 +13,11 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 
-from telegram import InlineQueryResultArticle, InputTextMessageContent, MessageEntity
+from telegram import InlineQueryResultArticle, InputTextMessageContent
 
 from bot.engine import Engine, Incoming
 from bot.errors import InputRejected, LLMTimeout
+from bot.outbox import telegram_entities
 from bot.render import Chunk, render
 
 # Typing settles before the model is asked; a newer query in this time costs nothing.
@@ -87,25 +88,11 @@ def article(question: str, answer: str) -> InlineQueryResultArticle:
         id=hashlib.sha256(f"{question}\0{answer}".encode()).hexdigest()[:32],
         title=_shorten(question, TITLE_CHARS),
         description=_shorten(preview, DESCRIPTION_CHARS),
-        input_message_content=InputTextMessageContent(chunk.text, entities=_entities(chunk)),
+        input_message_content=InputTextMessageContent(
+            chunk.text, entities=telegram_entities(chunk)
+        ),
     )
 
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _entities(chunk: Chunk) -> list[MessageEntity] | None:
-    if not chunk.entities:
-        return None
-    return [
-        MessageEntity(
-            type=e.type,
-            offset=e.offset,
-            length=e.length,
-            url=e.url,
-            language=e.language,
-            custom_emoji_id=e.custom_emoji_id,
-        )
-        for e in chunk.entities
-    ]

@@ -58,7 +58,8 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return 1.0
 
 
-def _entities(chunk: Chunk) -> list[MessageEntity] | None:
+def telegram_entities(chunk: Chunk) -> list[MessageEntity] | None:
+    """A rendered chunk's entities as PTB objects (None when there are none)."""
     if not chunk.entities:
         return None
     return [
@@ -124,7 +125,7 @@ class Outbox:
                 draft_id,
                 chunk.text,
                 message_thread_id=target.thread_id,
-                entities=_entities(chunk),
+                entities=telegram_entities(chunk),
             )
         except RetryAfter as exc:
             self._cool(target.chat_id, retry_after_seconds(exc))
@@ -205,7 +206,7 @@ class Outbox:
         """Best effort: skipped when the chat is cooling down or its budget has no room."""
         if self.cooling(target.chat_id) or not await self._pacer.preview(target.chat_id):
             return None
-        entities = _entities(chunk)
+        entities = telegram_entities(chunk)
         for _ in range(2):
             try:
                 return await call(entities, chunk.text)
@@ -266,7 +267,7 @@ class Outbox:
         chunk: Chunk,
         call: Callable[[Sequence[MessageEntity] | None, str], Awaitable[T]],
     ) -> T | None:
-        entities = _entities(chunk)
+        entities = telegram_entities(chunk)
         for attempt in range(1, FINAL_ATTEMPTS + 1):
             await self._pacer.final(target.chat_id)
             try:
