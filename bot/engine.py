@@ -67,6 +67,9 @@ class Sink(Protocol):
 
     async def fail(self, message: str) -> None: ...
 
+    def use_language(self, code: str) -> None:
+        """The user's /language choice, read with their memory: notices from now on in it."""
+
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
@@ -97,6 +100,8 @@ class Report:
     handoff: bool = False
     # Strict knowledge-base mode found nothing: the user was told "I don't know".
     unknown: bool = False
+    # The user's /language choice as memory holds it (None: none made, or memory unreadable).
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +203,7 @@ class Engine:
             return
         async with self._locks.hold(incoming.key):
             loaded, memory_ok = await self._load(incoming.key, incoming.group_lines)
+            incoming = self._in_chosen_language(incoming, loaded, sink)
             fresh = is_idle(loaded.last_active, time.time(), self._config.idle_minutes)
             history = [] if fresh else loaded.history
             request = _Request(
@@ -212,6 +218,7 @@ class Engine:
             return
         async with self._locks.hold(key):
             loaded, memory_ok = await self._load(key, incoming.group_lines)
+            incoming = self._in_chosen_language(incoming, loaded, sink)
             if not loaded.history or is_idle(
                 loaded.last_active, time.time(), self._config.idle_minutes
             ):
@@ -263,6 +270,16 @@ class Engine:
             await self._gate.charge(incoming.key, spent)
         answer.text = split_handoff(answer.text)[0]
         return answer
+
+    @staticmethod
+    def _in_chosen_language(incoming: Incoming, loaded: Loaded, sink: Sink) -> Incoming:
+        """Apply the /language choice that came with the memory read (no extra round trip)."""
+        if incoming.report is not None:
+            incoming.report.language = loaded.language
+        if loaded.language is None:
+            return incoming
+        sink.use_language(loaded.language)
+        return replace(incoming, language=loaded.language)
 
     def _persona(self, incoming: Incoming) -> str:
         return system_prompt(

@@ -67,6 +67,21 @@ class Languages:
             return Language(known.chosen, known.chosen, chosen=True)
         return Language(supported(telegram) or self.default, telegram or "")
 
+    def peek(self, user_id: int, telegram: str | None) -> Language:
+        """`of` without reading Redis: what this replica knows, else Telegram's language. For
+        answers, whose memory read brings the stored choice along (Engine.use_language)."""
+        known = self._known.get(user_id)
+        if known is not None and known.chosen is not None:
+            return Language(known.chosen, known.chosen, chosen=True)
+        return Language(supported(telegram) or self.default, telegram or "")
+
+    def learned(self, user_id: int, chosen: str | None, telegram: str | None) -> None:
+        """The choice as an answer's memory read found it: later notices need no read."""
+        if chosen is not None and chosen not in LANGUAGES:
+            chosen = None
+        until = time.monotonic() + self._cache_s
+        self._remember(user_id, _Known(chosen, until, telegram or ""))
+
     async def ui(self, user_id: int) -> str:
         """The language of a message the bot sends on its own (no update to go by): the
         choice, else the Telegram language last seen here, else the default."""

@@ -163,6 +163,8 @@ class Loaded:
     facts: list[Fact] = field(default_factory=list)
     group_lines: list[GroupLine] = field(default_factory=list)
     document: SharedDocument | None = None
+    # The user's /language choice, None when they made none.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +445,8 @@ class Memory:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.lrange(self._keys.history(key), 0, -1)
                 pipe.hmget(self._keys.meta(key), ["last", "summary", "doc"])
+                # The /language choice rides along: it decides the reply's notices.
+                pipe.get(self._keys.language(key.user_id))
                 if facts:
                     pipe.lrange(self._keys.facts(key.user_id), 0, -1)
                 if group_lines:
@@ -452,6 +456,7 @@ class Memory:
 
         results = iter(await self._call("load", read))
         raw_turns, (last, summary, document) = next(results), next(results)
+        language = _text(next(results)) or None
         return Loaded(
             history=_decode_all(raw_turns, decode_turn),
             last_active=float(last) if last is not None else None,
@@ -459,6 +464,7 @@ class Memory:
             facts=_decode_all(next(results), decode_fact) if facts else [],
             group_lines=_decode_all(next(results), decode_line) if group_lines else [],
             document=decode_document(document),
+            language=language,
         )
 
     async def append(

@@ -120,6 +120,9 @@ class ReplyStream:
         self._use_draft = self.target.private and self.drafts.enabled and not business
         self._draft_id = random.randint(1, 2**31 - 1)
 
+    def use_language(self, code: str) -> None:
+        self.language = code
+
     async def begin(self) -> None:
         self._typing = asyncio.create_task(self._keep_typing())
 

@@ -20,6 +20,9 @@ class TerminalSink:
     def __init__(self) -> None:
         self._printed = 0
 
+    def use_language(self, code: str) -> None:
+        return None
+
     async def begin(self) -> None:
         sys.stdout.write("bot> ")
         sys.stdout.flush()

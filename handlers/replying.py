@@ -32,7 +32,7 @@ async def answer(
     the vision model with it; `admitted`: the gate was already asked, see Engine.admit)."""
     here = where(update)
     services = context.services
-    lang = await language(update, context)
+    lang = language_for_answer(update, context)
     lines = 0
     if not here.private:
         policy = await services.groups.policy(here.key.chat_id)
@@ -56,7 +56,7 @@ async def answer(
 
 async def retry(update: Update, context: Context) -> None:
     here = where(update)
-    lang = await language(update, context)
+    lang = language_for_answer(update, context)
     incoming = Incoming(here.key, "", here.user_name, title=here.title, language=lang.spoken)
     await _reply(update, context, here, incoming, lang.ui, retry=True)
 
@@ -79,6 +79,9 @@ async def _reply(
     stream = services.reply_stream(here.target, report, buttons, language=ui)
     run = services.engine.retry if retry else services.engine.answer
     await run(replace(incoming, report=report), stream)
+    user = update.effective_user
+    if user is not None:
+        services.languages.learned(user.id, report.language, user.language_code)
     rated = buttons.tag if buttons is not None and stream.rated else None
     await customer.feedback.after(here.key, report, rated)
     user = update.effective_user
@@ -106,6 +109,16 @@ async def language(update: Update, context: Context) -> Language:
     if user is None:
         return Language(languages.default)
     return await languages.of(user.id, user.language_code)
+
+
+def language_for_answer(update: Update, context: Context) -> Language:
+    """The language to start an answer in, without a Redis read: the answer's memory read
+    brings the /language choice along and the engine switches to it (Engine.use_language)."""
+    languages = context.services.languages
+    user = update.effective_user
+    if user is None:
+        return Language(languages.default)
+    return languages.peek(user.id, user.language_code)
 
 
 def translator(language: str) -> Callable[[str], str]:

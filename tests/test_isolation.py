@@ -42,6 +42,9 @@ class Quiet:
     async def fail(self, message: str) -> None:
         return None
 
+    def use_language(self, code: str) -> None:
+        return None
+
 
 def place_of(user: int, place: tuple[int, int] | None) -> tuple[int, int]:
     return (user, 0) if place is None else place
