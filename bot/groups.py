@@ -7,6 +7,7 @@ CACHE_SECONDS in the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -41,12 +42,22 @@ class Groups:
         self._defaults = defaults
         self.context_messages = context_messages
         self._cache: dict[int, tuple[float, GroupPolicy]] = {}
+        self._reading: dict[int, asyncio.Future[GroupPolicy]] = {}
 
     async def policy(self, chat_id: int) -> GroupPolicy:
         cached = self._cache.get(chat_id)
-        now = time.monotonic()
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # Members of a busy group write at once: one read serves all of them.
+        reading = self._reading.get(chat_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(chat_id, cached))
+            self._reading[chat_id] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(chat_id, None))
+        return await asyncio.shield(reading)
+
+    async def _read(self, chat_id: int, cached: tuple[float, GroupPolicy] | None) -> GroupPolicy:
+        now = time.monotonic()
         try:
             stored = await self._memory.group_settings(chat_id)
         except MemoryUnavailable:
