@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     try:
         if command == "doctor":
+            # The report says what failed; the adapters' own warnings would say it twice.
+            logs.configure("ERROR")
             return asyncio.run(doctor())
         settings = _settings()
         if command == "chat":

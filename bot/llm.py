@@ -331,7 +331,8 @@ def _translate(exc: BaseException, *, shown: bool, secret: str) -> LLMError:
         log.warning("llm request timed out")
         return LLMTimeout("request timed out")
     if isinstance(exc, (openai.APIConnectionError, httpx2.HTTPError)):
-        log.warning("llm endpoint unreachable: %s", type(exc).__cause__ or type(exc).__name__)
+        cause = exc.__cause__ or exc
+        log.warning("llm endpoint unreachable: %s", type(cause).__name__)
         return LLMUnavailable("endpoint unreachable")
     if isinstance(exc, openai.APIStatusError):
         return _translate_status(exc, secret)

@@ -46,7 +46,7 @@ async def test_llm_unreachable(
         reply = await last_reply(tg, "hello?")
     assert "unreachable" in reply
     assert stored_turns(redis_client, prefix) == 0
-    assert "llm endpoint unreachable" in caplog.text
+    assert "llm endpoint unreachable: ConnectError" in caplog.text
 
 
 async def test_slow_first_token(
