@@ -16,9 +16,7 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes import FakeLLM, FakeTelegram, Plan
+from tests.processes import RedisProcess
 
 DEADLINE_S = 45.0
 ANSWER = "All good: here is your answer."
@@ -47,48 +46,11 @@ class Tally:
         self.faults[name] = self.faults.get(name, 0) + 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-class Redis:
-    """A redis-server of the soak's own that it can stop and start on the same port."""
-
-    def __init__(self, directory: str) -> None:
-        self.port, self.directory = _free_port(), directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            sys.exit("soak: redis-server is not installed (bench/soak installs it)")
-        options = {"port": self.port, "bind": "127.0.0.1", "save": "", "appendonly": "yes"}
-        arguments = [part for k, v in options.items() for part in (f"--{k}", str(v))]
-        self.process = subprocess.Popen(
-            [binary, *arguments, "--dir", self.directory],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait()
-            self.process = None
 
 
 def model_plan(rng: random.Random, tally: Tally) -> Plan:
@@ -152,7 +114,7 @@ async def soak(users: int, minutes: float, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="soak-") as directory:
-        redis = Redis(directory)
+        redis = RedisProcess(directory)
         redis.start()
         async with FakeTelegram() as tg, FakeLLM() as llm:
             llm.responder = lambda body: model_plan(rng, tally)
@@ -202,7 +164,7 @@ async def soak(users: int, minutes: float, seed: int) -> dict[str, Any]:
 
 async def _chaos(  # noqa: PLR0917
     tg: FakeTelegram,
-    redis: Redis,
+    redis: RedisProcess,
     rng: random.Random,
     tally: Tally,
     users: list[int],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from io import BytesIO
 from pathlib import Path
@@ -27,6 +26,7 @@ from bot.ranking import tokenize
 from tests.conftest import BotFactory
 from tests.fakes import FakeLLM, FakeTelegram, Plan
 from tests.fakes.llm import bag_of_words
+from tests.processes import run_cli
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "kb"
 USER = 8101
@@ -335,20 +335,6 @@ async def test_a_changed_file_reaches_the_running_bot(
             pytest.fail("the index was not rebuilt after a file was added")
         await ask(tg, "How do loyalty points work?")
         assert "[1] loyalty.md § Loyalty points" in llm.last_prompt[-1]["content"]
-
-
-async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_kb_build_and_search_from_the_command_line(

@@ -4,10 +4,6 @@ recovers by itself when Redis is back; unreachable at start, it waits, then runs
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,45 +11,9 @@ import pytest
 
 from tests.conftest import BotFactory, chat_prompts
 from tests.fakes import FakeLLM, FakeTelegram, Plan
+from tests.processes import RedisProcess
 
 USER = 9501
-
-
-class RedisProcess:
-    """A redis-server of this test's own, which it can stop and start again on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        options = {"port": self.port, "bind": "127.0.0.1", "appendonly": "yes", "save": ""}
-        arguments = [part for k, v in options.items() for part in (f"--{k}", str(v))]
-        self.process = subprocess.Popen(
-            [binary, *arguments, "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait()
-            self.process = None
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from bot.errors import ConfigError
 from bot.settings import load_settings
 from tests.fakes import FakeLLM, FakeTelegram, Plan
+from tests.processes import run_cli
 
 GOOD = {"llm_base_url": "http://localhost:8000/v1", "_env_file": None}
 
@@ -54,20 +55,6 @@ def test_persona_file_wins_over_the_prompt(tmp_path: Path) -> None:
 def test_token_is_never_shown() -> None:
     settings = load_settings(**GOOD, telegram_bot_token="123:supersecret", llm_api_key="sk-hidden")
     assert "supersecret" not in repr(settings) and "sk-hidden" not in repr(settings)
-
-
-async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_run_without_a_token_exits_with_the_fix(tmp_path: Path) -> None:
