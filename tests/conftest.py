@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,13 +22,7 @@ from bot import logs
 from bot.app import BotApp, build_application, running
 from bot.settings import Settings, load_settings
 from tests.fakes import FakeLLM, FakeTelegram
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.processes import free_port
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +35,7 @@ def redis_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.exit("no REDIS_URL and no redis-server: run the tests with scripts/test", 2)
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as directory:
         process = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory],

@@ -13,13 +13,19 @@ import time
 from pathlib import Path
 
 
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 class RedisProcess:
     """A redis-server of the caller's own (AOF on, in `directory`), restartable on its port."""
 
     def __init__(self, directory: Path | str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port: int = s.getsockname()[1]
+        self.port = free_port()
         self.directory = str(directory)
         self.process: subprocess.Popen[bytes] | None = None
 

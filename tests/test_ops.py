@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -28,15 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot import health, logs, metrics
 from tests.conftest import BotFactory
 from tests.fakes import FakeLLM, FakeTelegram, Plan
+from tests.processes import free_port
 
 TOKEN_SECRET_MARK = "TEST-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

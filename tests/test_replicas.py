@@ -23,7 +23,7 @@ import redis
 
 from bot.updatequeue import QueueKeys
 from tests.fakes import FakeLLM, FakeTelegram, Plan
-from tests.test_ops import free_port
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "replicas-secret"

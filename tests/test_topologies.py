@@ -22,7 +22,7 @@ from bot.memory import Memory
 from bot.updatequeue import UpdateQueue
 from tests.conftest import BotFactory, chat_prompts
 from tests.fakes import FakeLLM, FakeTelegram, Plan
-from tests.test_ops import free_port
+from tests.processes import free_port
 
 USER = 9301
 SECRET = "topology-secret"

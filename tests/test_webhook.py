@@ -29,8 +29,8 @@ from bot.settings import load_settings
 from bot.updatequeue import GROUP, QueueKeys, UpdateQueue
 from tests.conftest import BotFactory
 from tests.fakes import FakeLLM, FakeTelegram, Plan
-from tests.processes import RedisProcess, run_cli
-from tests.test_ops import Samples, free_port, scrape, value
+from tests.processes import RedisProcess, free_port, run_cli
+from tests.test_ops import Samples, scrape, value
 
 USER = 7301
 SECRET = "s3cret_-Token"
